@@ -1,0 +1,23 @@
+'use strict';
+// Unit specs sit next to the code (src/**/*.spec.ts) and beside the emulators; end-to-end specs
+// live in test/e2e and share one PostgreSQL started by the global setup.
+const shared = {
+  testEnvironment: 'node',
+  transform: { '\\.[cm]?[jt]s$': '<rootDir>/test/jest-transform.js' },
+  // Let the ESM-only packages through the transformer; everything else in node_modules is CommonJS.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|uint8array-extras|@tokenizer|load-esm)/)'],
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
+};
+
+module.exports = {
+  projects: [
+    { ...shared, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/emulators/**/*.spec.ts'] },
+    {
+      ...shared,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
+      globalSetup: '<rootDir>/test/e2e/global-setup.ts',
+      globalTeardown: '<rootDir>/test/e2e/global-teardown.ts',
+    },
+  ],
+};
