@@ -7,6 +7,8 @@ const shared = {
   // Let the ESM-only packages through the transformer; everything else in node_modules is CommonJS.
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|uint8array-extras|@tokenizer|load-esm)/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
+  // Sources import siblings as `./x.js` (Node's ESM-style resolution); Jest must find `./x.ts`.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };
 
 module.exports = {

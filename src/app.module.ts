@@ -1,0 +1,41 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { LoggerModule } from 'nestjs-pino';
+import { AuthModule } from './auth/auth.module';
+import { EnvelopeInterceptor } from './common/envelope.interceptor';
+import { AllExceptionsFilter } from './common/exception.filter';
+import { loggerOptions } from './common/logger.options';
+import type { Config } from './config/config';
+import { dataSourceOptions } from './database/schema';
+import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
+
+export interface AppModuleOptions {
+  /** Validated configuration (loaded once by the caller: main.ts or a test). */
+  config: Config;
+  /** The database to use: DATABASE_URL or the embedded PostgreSQL the caller started. */
+  databaseUrl: string;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot({ config, databaseUrl }: AppModuleOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, skipProcessEnv: true, load: [() => ({ ...config })] }),
+        LoggerModule.forRoot(loggerOptions(config.app.logLevel)),
+        TypeOrmModule.forRoot(dataSourceOptions(databaseUrl)),
+        AuthModule,
+        HealthModule,
+        MetricsModule,
+      ],
+      providers: [
+        { provide: APP_INTERCEPTOR, useClass: EnvelopeInterceptor },
+        { provide: APP_FILTER, useClass: AllExceptionsFilter },
+      ],
+    };
+  }
+}

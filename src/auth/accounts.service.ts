@@ -1,0 +1,87 @@
+import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { AppError } from '../common/app-error';
+import type { Role } from '../common/decorators';
+import { Company } from './company.entity';
+import { PersonalAccessToken } from './personal-access-token.entity';
+import type { Principal } from './principal';
+import { User } from './user.entity';
+
+const TOKEN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** Writing last_used_at on every request would turn each read into a write; a minute is precise enough. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export interface Profile {
+  id: number;
+  name: string;
+  email: string | null;
+  role: Role;
+  company: { id: number; name: string };
+}
+
+export function hashTokenSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+/** Companies, their users and their personal access tokens. */
+@Injectable()
+export class AccountsService {
+  constructor(
+    @InjectRepository(Company) private readonly companies: Repository<Company>,
+    @InjectRepository(User) private readonly users: Repository<User>,
+    @InjectRepository(PersonalAccessToken) private readonly tokens: Repository<PersonalAccessToken>,
+  ) {}
+
+  async createCompany(name: string): Promise<Company> {
+    if (!name.trim()) throw AppError.validation('name', 'The company name must not be empty.');
+    return this.companies.save(this.companies.create({ name: name.trim() }));
+  }
+
+  async createUser(input: { companyId: number; name: string; email?: string | null; role?: Role }): Promise<User> {
+    if (!(await this.companies.existsBy({ id: input.companyId }))) throw new AppError('NOT_FOUND', `Company ${input.companyId} does not exist.`);
+    if (!input.name.trim()) throw AppError.validation('name', 'The user name must not be empty.');
+    return this.users.save(
+      this.users.create({ companyId: input.companyId, name: input.name.trim(), email: input.email?.trim() || null, role: input.role ?? 'user' }),
+    );
+  }
+
+  /** Issues a token and returns its plaintext, which is never stored and cannot be shown again. */
+  async createToken(input: { userId: number; name?: string; expiresAt?: Date | null }): Promise<{ token: PersonalAccessToken; plaintext: string }> {
+    if (!(await this.users.existsBy({ id: input.userId }))) throw new AppError('NOT_FOUND', `User ${input.userId} does not exist.`);
+    const secret = Array.from({ length: 40 }, () => TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)]).join('');
+    const token = await this.tokens.save(
+      this.tokens.create({ tokenableId: input.userId, name: input.name ?? 'api', token: hashTokenSecret(secret), expiresAt: input.expiresAt ?? null }),
+    );
+    return { token, plaintext: `${token.id}|${secret}` };
+  }
+
+  async revokeToken(id: number): Promise<void> {
+    const { affected } = await this.tokens.delete({ id });
+    if (!affected) throw new AppError('NOT_FOUND', `Token ${id} does not exist.`);
+  }
+
+  async profile(principal: Principal): Promise<Profile> {
+    const user = await this.users.findOneOrFail({ where: { id: principal.userId, companyId: principal.companyId }, relations: { company: true } });
+    return { id: user.id, name: user.name, email: user.email, role: user.role, company: { id: user.companyId, name: user.company?.name ?? '' } };
+  }
+
+  /** Resolves `<id>|<secret>` (or a bare secret, as Sanctum allows) to its principal, or null. */
+  async authenticate(plaintext: string): Promise<Principal | null> {
+    const separator = plaintext.indexOf('|');
+    const id = separator === -1 ? null : Number(plaintext.slice(0, separator));
+    const secret = separator === -1 ? plaintext : plaintext.slice(separator + 1);
+    if (!secret || (id !== null && !(Number.isSafeInteger(id) && id > 0 && id <= 2 ** 31 - 1))) return null;
+
+    const hash = hashTokenSecret(secret);
+    const token = await this.tokens.findOne({ where: id === null ? { token: hash } : { id }, relations: { user: true } });
+    if (!token?.user || !timingSafeEqual(Buffer.from(token.token), Buffer.from(hash))) return null;
+    if (token.expiresAt && token.expiresAt.getTime() <= Date.now()) return null;
+
+    if (!token.lastUsedAt || Date.now() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.tokens.update({ id: token.id }, { lastUsedAt: new Date() });
+    }
+    return { userId: token.user.id, companyId: token.user.companyId, role: token.user.role, tokenId: token.id };
+  }
+}

@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { PassportModule } from '@nestjs/passport';
+import { AccountsModule } from './accounts.module';
+import { BearerAuthGuard, RolesGuard } from './auth.guards';
+import { BearerStrategy } from './bearer.strategy';
+import { MeController } from './me.controller';
+
+/** Bearer authentication and role checks for every HTTP route (deny by default). */
+@Module({
+  imports: [PassportModule, AccountsModule],
+  controllers: [MeController],
+  providers: [BearerStrategy, { provide: APP_GUARD, useClass: BearerAuthGuard }, { provide: APP_GUARD, useClass: RolesGuard }],
+})
+export class AuthModule {}

@@ -1,0 +1,17 @@
+import { Injectable } from '@nestjs/common';
+import { PassportStrategy } from '@nestjs/passport';
+import { Strategy } from 'passport-http-bearer';
+import { AccountsService } from './accounts.service';
+import type { Principal } from './principal';
+
+@Injectable()
+export class BearerStrategy extends PassportStrategy(Strategy, 'bearer') {
+  constructor(private readonly accounts: AccountsService) {
+    super();
+  }
+
+  /** Returning false makes passport fail the request; the guard turns that into a 401. */
+  async validate(token: string): Promise<Principal | false> {
+    return (await this.accounts.authenticate(token)) ?? false;
+  }
+}

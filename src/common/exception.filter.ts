@@ -1,0 +1,89 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import type { Request, Response } from 'express';
+import { AppError, type FieldErrors } from './app-error';
+import { RAW_RESPONSE } from './decorators';
+import { failure } from './envelope';
+
+/** Messages for statuses raised by the framework itself, whose own texts name internals. */
+const DEFAULT_MESSAGES: Partial<Record<number, string>> = {
+  400: 'The request is malformed.',
+  401: 'Unauthenticated.',
+  403: 'This action is unauthorized.',
+  404: 'The requested resource was not found.',
+  405: 'The method is not allowed for this resource.',
+  413: 'The request body is larger than 1 MiB.',
+  415: 'The request content type is not supported.',
+  422: 'The given data was invalid.',
+  429: 'Too many requests.',
+};
+
+/** Errors body-parser raises before any route runs: they carry `type` and `status`. */
+interface BodyParserError {
+  type: string;
+  status: number;
+}
+
+/** Maps every error to the envelope: coded domain errors, HTTP errors, and a generic 500 with the request id. */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Exceptions');
+
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly reflector: Reflector,
+  ) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<Request & { id?: string }>();
+    const response = http.getResponse<Response>();
+    const { httpAdapter } = this.adapterHost;
+
+    if (exception instanceof HttpException && this.isRawRoute(host)) {
+      httpAdapter.reply(response, exception.getResponse(), exception.getStatus());
+      return;
+    }
+    const { status, message, errors } = this.describe(exception, request);
+    httpAdapter.reply(response, failure(status, message, errors), status);
+  }
+
+  private describe(exception: unknown, request: Request & { id?: string }): { status: number; message: string; errors?: FieldErrors } {
+    if (exception instanceof AppError) {
+      if (exception.status >= 500) this.logger.warn({ code: exception.code, err: exception.cause ?? exception }, exception.message);
+      return { status: exception.status, message: exception.message, errors: exception.errors };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      return { status, message: this.httpMessage(exception, status) };
+    }
+    if (isBodyParserError(exception)) {
+      const status = exception.status;
+      const message = exception.type === 'entity.parse.failed' ? 'The request body is not valid JSON.' : (DEFAULT_MESSAGES[status] ?? 'The request is malformed.');
+      return { status, message };
+    }
+    this.logger.error({ err: exception, reqId: request.id }, 'Unhandled error');
+    return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: `Internal server error. Request id: ${request.id ?? 'unknown'}.` };
+  }
+
+  /** Our own HttpExceptions carry a sentence worth showing; framework ones get the default text. */
+  private httpMessage(exception: HttpException, status: number): string {
+    const body = exception.getResponse();
+    const own = typeof body === 'string' ? body : typeof (body as { message?: unknown }).message === 'string' ? (body as { message: string }).message : null;
+    if (own && /[.!?]$/.test(own) && !/^Cannot (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)/.test(own)) return own;
+    return DEFAULT_MESSAGES[status] ?? (status >= 500 ? 'Internal server error.' : 'The request could not be processed.');
+  }
+
+  private isRawRoute(host: ArgumentsHost): boolean {
+    const ctx = host as ArgumentsHost & { getHandler?: () => unknown; getClass?: () => unknown };
+    if (!ctx.getHandler || !ctx.getClass) return false;
+    const handler = ctx.getHandler() as object | undefined;
+    const cls = ctx.getClass() as object | undefined;
+    if (!handler || !cls) return false;
+    return this.reflector.getAllAndOverride<boolean>(RAW_RESPONSE, [handler as () => void, cls as new () => unknown]) ?? false;
+  }
+}
+
+function isBodyParserError(err: unknown): err is BodyParserError {
+  return typeof err === 'object' && err !== null && typeof (err as BodyParserError).type === 'string' && typeof (err as BodyParserError).status === 'number';
+}

@@ -1,0 +1,109 @@
+import { Controller, Get, Post } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { Roles } from '../../src/common/decorators';
+import { createTestApp, type TestApp } from './support/app';
+
+/** A route guarded by role, to exercise the roles guard through HTTP with real tokens. */
+@Controller('test-admin')
+class AdminOnlyController {
+  @Post()
+  @Roles('admin')
+  change(): { changed: boolean } {
+    return { changed: true };
+  }
+
+  @Get()
+  read(): { read: boolean } {
+    return { read: true };
+  }
+}
+
+const unauthenticated = { status: 'error', code: 401, result: null, message: 'Unauthenticated.' };
+
+describe('bearer authentication', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ controllers: [AdminOnlyController] });
+  });
+  afterAll(() => t.close());
+
+  it('answers a valid token with the caller and their company, in the envelope', async () => {
+    const { token, companyId, userId } = await t.login('user');
+    const res = await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(200);
+    expect(res.body).toEqual({
+      status: 'success',
+      code: 200,
+      message: 'Ok',
+      result: { id: userId, name: 'user user', email: null, role: 'user', company: { id: companyId, name: expect.any(String) } },
+    });
+  });
+
+  it.each([
+    ['no header', undefined],
+    ['another scheme', 'Basic dXNlcjpwYXNz'],
+    ['an empty bearer', 'Bearer '],
+    ['a token without id', 'Bearer abcdefghijklmnopqrstuvwxyz0123456789ABCD'],
+    ['a non-numeric id', 'Bearer x|abcdefghijklmnopqrstuvwxyz0123456789ABCD'],
+    ['an id beyond int range', 'Bearer 99999999999|abcdefghijklmnopqrstuvwxyz0123456789ABCD'],
+    ['an unknown id', 'Bearer 424242|abcdefghijklmnopqrstuvwxyz0123456789ABCD'],
+    ['a huge header', `Bearer 1|${'a'.repeat(8000)}`],
+  ])('refuses %s with 401 in the envelope', async (_, header) => {
+    const req = t.http().get('/me');
+    if (header !== undefined) req.set('Authorization', header);
+    const res = await req.expect(401);
+    expect(res.body).toEqual(unauthenticated);
+  });
+
+  it('refuses a known id with the wrong secret', async () => {
+    const { tokenId } = await t.login();
+    const res = await t.http().get('/me').set('Authorization', `Bearer ${tokenId}|wrongsecretwrongsecretwrongsecretwrongse`).expect(401);
+    expect(res.body).toEqual(unauthenticated);
+  });
+
+  it('refuses a revoked token', async () => {
+    const { token, tokenId } = await t.login();
+    await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(200);
+    await t.app.get(DataSource).query('DELETE FROM personal_access_tokens WHERE id = $1', [tokenId]);
+    expect((await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(401)).body).toEqual(unauthenticated);
+  });
+
+  it('refuses an expired token', async () => {
+    const { token, tokenId } = await t.login();
+    await t.app.get(DataSource).query(`UPDATE personal_access_tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, [tokenId]);
+    expect((await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(401)).body).toEqual(unauthenticated);
+  });
+
+  it('stores only the SHA-256 of the secret and records last use', async () => {
+    const { token, tokenId } = await t.login();
+    await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(200);
+    const [row] = await t.app.get(DataSource).query('SELECT token, last_used_at FROM personal_access_tokens WHERE id = $1', [tokenId]);
+    const secret = token.split('|')[1];
+    expect(secret).toMatch(/^[A-Za-z0-9]{40}$/);
+    expect(row.token).toBe(require('node:crypto').createHash('sha256').update(secret).digest('hex'));
+    expect(row.last_used_at).not.toBeNull();
+  });
+
+  it("resolves each token to its own company: another company's token sees only its own", async () => {
+    const a = await t.login('admin');
+    const b = await t.login('admin');
+    const resA = await t.http().get('/me').set('Authorization', `Bearer ${a.token}`).expect(200);
+    const resB = await t.http().get('/me').set('Authorization', `Bearer ${b.token}`).expect(200);
+    expect(resA.body.result.company.id).toBe(a.companyId);
+    expect(resB.body.result.company.id).toBe(b.companyId);
+    expect(a.companyId).not.toBe(b.companyId);
+  });
+
+  it('lets an admin use an admin-only route and refuses a user with 403', async () => {
+    const admin = await t.login('admin');
+    const user = await t.login('user', admin.companyId);
+    const ok = await t.http().post('/test-admin').set('Authorization', `Bearer ${admin.token}`).expect(200);
+    expect(ok.body).toEqual({ status: 'success', code: 200, result: { changed: true }, message: 'Ok' });
+    const denied = await t.http().post('/test-admin').set('Authorization', `Bearer ${user.token}`).expect(403);
+    expect(denied.body).toEqual({ status: 'error', code: 403, result: null, message: 'This action requires the admin role.' });
+    await t.http().get('/test-admin').set('Authorization', `Bearer ${user.token}`).expect(200);
+  });
+
+  it('authenticates before checking roles: no token on an admin route is 401, not 403', async () => {
+    expect((await t.http().post('/test-admin').expect(401)).body).toEqual(unauthenticated);
+  });
+});
