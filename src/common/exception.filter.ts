@@ -53,14 +53,16 @@ export class AllExceptionsFilter implements ExceptionFilter {
       if (exception.status >= 500) this.logger.warn({ code: exception.code, err: exception.cause ?? exception }, exception.message);
       return { status: exception.status, message: exception.message, errors: exception.errors };
     }
+    // The express adapter wraps body-parser's errors (bad JSON, too large) in an HttpException.
+    const parserError = isBodyParserError(exception) ? exception : exception instanceof HttpException && isBodyParserError(exception.cause) ? exception.cause : null;
+    if (parserError) {
+      const status = parserError.status;
+      const message = parserError.type === 'entity.parse.failed' ? 'The request body is not valid JSON.' : (DEFAULT_MESSAGES[status] ?? 'The request is malformed.');
+      return { status, message };
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       return { status, message: this.httpMessage(exception, status) };
-    }
-    if (isBodyParserError(exception)) {
-      const status = exception.status;
-      const message = exception.type === 'entity.parse.failed' ? 'The request body is not valid JSON.' : (DEFAULT_MESSAGES[status] ?? 'The request is malformed.');
-      return { status, message };
     }
     this.logger.error({ err: exception, reqId: request.id }, 'Unhandled error');
     return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: `Internal server error. Request id: ${request.id ?? 'unknown'}.` };
@@ -85,5 +87,5 @@ export class AllExceptionsFilter implements ExceptionFilter {
 }
 
 function isBodyParserError(err: unknown): err is BodyParserError {
-  return typeof err === 'object' && err !== null && typeof (err as BodyParserError).type === 'string' && typeof (err as BodyParserError).status === 'number';
+  return typeof err === 'object' && err !== null && typeof (err as BodyParserError).type === 'string' && typeof (err as BodyParserError).status === 'number' && (err as BodyParserError).status < 500;
 }

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Module, type Type } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
@@ -37,7 +38,7 @@ export async function createTestApp(options: { env?: Env; controllers?: Type[] }
     LOG_LEVEL: 'silent',
     ...options.env,
   });
-  @Module({ controllers: options.controllers ?? [] })
+  @Module({ imports: [DiscoveryModule], controllers: options.controllers ?? [] })
   class ExtraRoutesModule {}
 
   const moduleRef = await Test.createTestingModule({
