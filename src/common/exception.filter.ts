@@ -50,7 +50,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   private describe(exception: unknown, request: Request & { id?: string }): { status: number; message: string; errors?: FieldErrors } {
     if (exception instanceof AppError) {
-      if (exception.status >= 500) this.logger.warn({ code: exception.code, err: exception.cause ?? exception }, exception.message);
+      if (exception.status >= HttpStatus.INTERNAL_SERVER_ERROR) this.logger.warn({ code: exception.code, err: exception.cause ?? exception }, exception.message);
       return { status: exception.status, message: exception.message, errors: exception.errors };
     }
     // The express adapter wraps body-parser's errors (bad JSON, too large) in an HttpException.

@@ -22,7 +22,7 @@ export class OriginAllowList {
     }
   }
 
-  static parse(csv: string): OriginAllowList {
+  static parse(this: void, csv: string): OriginAllowList {
     return new OriginAllowList(csv.split(',').map((s) => s.trim()).filter(Boolean));
   }
 

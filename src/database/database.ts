@@ -11,7 +11,7 @@ export type DatabaseLog = (level: 'debug' | 'info' | 'warn' | 'error', message: 
 
 /** DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started, or reused if running). */
 export async function openDatabase(config: Config, log: DatabaseLog, options: { detached?: boolean } = {}): Promise<Database> {
-  if (config.database.url) return { url: config.database.url, close: async () => undefined };
+  if (config.database.url) return { url: config.database.url, close: () => Promise.resolve() };
   const pg = await startEmbeddedPostgres({ dataDir: config.app.dataDir, database: 'app', log, detached: options.detached });
   log('info', pg.owned ? `Embedded PostgreSQL started on port ${pg.port}` : `Reusing the embedded PostgreSQL already running on port ${pg.port}`);
   return { url: pg.url, close: () => pg.stop() };
