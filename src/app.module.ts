@@ -4,6 +4,8 @@ import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
+import { BitrixModule } from './bitrix/bitrix.module';
+import { CommonModule } from './common/common.module';
 import { EnvelopeInterceptor } from './common/envelope.interceptor';
 import { AllExceptionsFilter } from './common/exception.filter';
 import { loggerOptions } from './common/logger.options';
@@ -28,7 +30,9 @@ export class AppModule {
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, skipProcessEnv: true, load: [() => ({ ...config })] }),
         LoggerModule.forRoot(loggerOptions(config.app.logLevel)),
         TypeOrmModule.forRoot(dataSourceOptions(databaseUrl)),
+        CommonModule,
         AuthModule,
+        BitrixModule,
         HealthModule,
         MetricsModule,
       ],

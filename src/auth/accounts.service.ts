@@ -1,8 +1,9 @@
-import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { randomInt, timingSafeEqual } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
+import { sha256Hex } from '../common/secret-box';
 import type { Role } from '../common/decorators';
 import { Company } from './company.entity';
 import { PersonalAccessToken } from './personal-access-token.entity';
@@ -21,9 +22,6 @@ export interface Profile {
   company: { id: number; name: string };
 }
 
-export function hashTokenSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
 
 /** Companies, their users and their personal access tokens. */
 @Injectable()
@@ -42,6 +40,7 @@ export class AccountsService {
   async createUser(input: { companyId: number; name: string; email?: string | null; role?: Role }): Promise<User> {
     if (!(await this.companies.existsBy({ id: input.companyId }))) throw new AppError('NOT_FOUND', `Company ${input.companyId} does not exist.`);
     if (!input.name.trim()) throw AppError.validation('name', 'The user name must not be empty.');
+    if (input.role !== undefined && input.role !== 'admin' && input.role !== 'user') throw AppError.validation('role', 'The role must be admin or user.');
     return this.users.save(
       this.users.create({ companyId: input.companyId, name: input.name.trim(), email: input.email?.trim() || null, role: input.role ?? 'user' }),
     );
@@ -52,7 +51,7 @@ export class AccountsService {
     if (!(await this.users.existsBy({ id: input.userId }))) throw new AppError('NOT_FOUND', `User ${input.userId} does not exist.`);
     const secret = Array.from({ length: 40 }, () => TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)]).join('');
     const token = await this.tokens.save(
-      this.tokens.create({ tokenableId: input.userId, name: input.name ?? 'api', token: hashTokenSecret(secret), expiresAt: input.expiresAt ?? null }),
+      this.tokens.create({ tokenableId: input.userId, name: input.name ?? 'api', token: sha256Hex(secret), expiresAt: input.expiresAt ?? null }),
     );
     return { token, plaintext: `${token.id}|${secret}` };
   }
@@ -74,7 +73,7 @@ export class AccountsService {
     const secret = separator === -1 ? plaintext : plaintext.slice(separator + 1);
     if (!secret || (id !== null && !(Number.isSafeInteger(id) && id > 0 && id <= 2 ** 31 - 1))) return null;
 
-    const hash = hashTokenSecret(secret);
+    const hash = sha256Hex(secret);
     const token = await this.tokens.findOne({ where: id === null ? { token: hash } : { id }, relations: { user: true } });
     if (!token?.user || !timingSafeEqual(Buffer.from(token.token), Buffer.from(hash))) return null;
     if (token.expiresAt && token.expiresAt.getTime() <= Date.now()) return null;

@@ -12,3 +12,7 @@ export type Role = 'admin' | 'user';
 export const ROLES = 'roles';
 /** Restricts a route to the given roles of the authenticated user. */
 export const Roles = (...roles: Role[]): MethodDecorator & ClassDecorator => SetMetadata(ROLES, roles);
+
+export const RESPONSE_MESSAGE = 'responseMessage';
+/** The envelope's `message` for this route's success (default "Ok"). */
+export const ResponseMessage = (message: string): MethodDecorator => SetMetadata(RESPONSE_MESSAGE, message);

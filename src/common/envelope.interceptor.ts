@@ -3,7 +3,7 @@ import { HTTP_CODE_METADATA } from '@nestjs/common/constants.js';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
 import { map, type Observable } from 'rxjs';
-import { RAW_RESPONSE } from './decorators';
+import { RAW_RESPONSE, RESPONSE_MESSAGE } from './decorators';
 import { success } from './envelope';
 
 /** Wraps every JSON result in the success envelope; every success is 200 unless the route says otherwise. */
@@ -15,11 +15,12 @@ export class EnvelopeInterceptor implements NestInterceptor {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(RAW_RESPONSE, targets)) return next.handle();
     const code = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ?? HttpStatus.OK;
+    const message = this.reflector.get<string | undefined>(RESPONSE_MESSAGE, context.getHandler());
     const response = context.switchToHttp().getResponse<Response>();
     return next.handle().pipe(
       map((result: unknown) => {
         response.status(code);
-        return success(code, result ?? null);
+        return success(code, result ?? null, message);
       }),
     );
   }

@@ -16,8 +16,8 @@ export interface ErrorEnvelope {
   errors?: FieldErrors;
 }
 
-export function success<T>(code: number, result: T): SuccessEnvelope<T> {
-  return { status: 'success', code, result, message: code === 202 ? 'Accepted' : 'Ok' };
+export function success<T>(code: number, result: T, message?: string): SuccessEnvelope<T> {
+  return { status: 'success', code, result, message: message ?? (code === 202 ? 'Accepted' : 'Ok') };
 }
 
 export function failure(code: number, message: string, errors?: FieldErrors): ErrorEnvelope {

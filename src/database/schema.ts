@@ -2,11 +2,17 @@ import type { DataSourceOptions } from 'typeorm';
 import { Company } from '../auth/company.entity';
 import { PersonalAccessToken } from '../auth/personal-access-token.entity';
 import { User } from '../auth/user.entity';
+import { BitrixIntegration } from '../bitrix/bitrix-integration.entity';
+import { OAuthState } from '../bitrix/oauth/oauth-state.entity';
+import { Binding } from '../bitrix/settings/binding.entity';
+import { BitrixSettings } from '../bitrix/settings/bitrix-settings.entity';
+import { KnownExtension } from '../bitrix/settings/known-extension.entity';
 import { Accounts1764640000000 } from './migrations/1764640000000-accounts';
+import { BitrixConnection1764650000000 } from './migrations/1764650000000-bitrix-connection';
 
 /** Every entity and migration, listed explicitly (TypeORM globs break under bundling and Jest). */
-export const ENTITIES = [Company, User, PersonalAccessToken];
-export const MIGRATIONS = [Accounts1764640000000];
+export const ENTITIES = [Company, User, PersonalAccessToken, BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension];
+export const MIGRATIONS = [Accounts1764640000000, BitrixConnection1764650000000];
 
 /** The one set of TypeORM options, shared by the app, the CLI data source and the tests. */
 export function dataSourceOptions(url: string): DataSourceOptions {

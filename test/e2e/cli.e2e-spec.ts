@@ -59,7 +59,7 @@ describe('account CLI', () => {
     [['user:create', '--company', '999999', '--name', 'x'], /Company 999999 does not exist/],
     [['user:create', '--company', 'abc', '--name', 'x'], /--company must be a positive integer/],
     [['user:create', '--name', 'x'], /required option '--company <id>'/],
-    [['user:create', '--company', '1', '--name', 'x', '--role', 'root'], /Allowed choices are admin, user/],
+    [['user:create', '--company', '1', '--name', 'x', '--role', 'root'], /--role must be admin or user/],
     [['token:create', '--user', '999999'], /User 999999 does not exist/],
     [['token:create', '--user', '1', '--expires-at', 'tomorrow'], /--expires-at must be an ISO-8601 date/],
     [['token:revoke', '999999'], /Token 999999 does not exist/],

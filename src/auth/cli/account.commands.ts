@@ -28,7 +28,7 @@ interface UserCreateOptions {
   company: number;
   name: string;
   email?: string;
-  role: 'admin' | 'user';
+  role?: 'admin' | 'user';
 }
 
 @Command({ name: 'user:create', description: 'Create a user in a company; prints its id' })
@@ -57,8 +57,9 @@ export class UserCreateCommand extends CommandRunner {
     return value;
   }
 
-  @Option({ flags: '--role <role>', description: 'admin or user', defaultValue: 'user', choices: ['admin', 'user'] })
+  @Option({ flags: '--role <role>', description: 'admin or user (default: user)' })
   parseRole(value: string): string {
+    if (value !== 'admin' && value !== 'user') throw AppError.validation('role', '--role must be admin or user.');
     return value;
   }
 }

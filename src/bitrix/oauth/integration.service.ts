@@ -1,0 +1,231 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, QueryFailedError, Repository } from 'typeorm';
+import type { Principal } from '../../auth/principal';
+import { AppError } from '../../common/app-error';
+import { randomSecret, SecretBox, sha256Hex } from '../../common/secret-box';
+import type { Config } from '../../config/config';
+import type { BitrixConfig } from '../../config/bitrix.config';
+import { BitrixApiError } from '../bitrix-api.error';
+import { BitrixApiService } from '../bitrix-api.service';
+import type { TokenResponse } from '../bitrix-api.types';
+import { BitrixIntegration } from '../bitrix-integration.entity';
+import { BOUND_EVENTS, handlerUrl, isOurHandler, type BoundEvent } from '../event-handlers';
+import { normalizePortalDomain } from '../portal-domain';
+import type { ConnectDto, IntegrationInfoDto } from './dto/oauth.dto';
+import { OAuthState } from './oauth-state.entity';
+
+const STATE_TTL_MS = 10 * 60_000;
+/** The regional Bitrix24 OAuth servers a redirect's `server_domain` may name. */
+const OAUTH_SERVERS = ['oauth.bitrix.info', 'oauth.bitrix24.tech'];
+
+interface EventBinding {
+  event: string;
+  handler: string;
+}
+
+/** Connecting a company to its Bitrix24 portal (OAuth), its status, and disconnecting. */
+@Injectable()
+export class IntegrationService {
+  private readonly logger = new Logger(IntegrationService.name);
+  private readonly bitrix: BitrixConfig;
+  private readonly publicUrl: string;
+
+  constructor(
+    @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
+    @InjectRepository(OAuthState) private readonly states: Repository<OAuthState>,
+    private readonly api: BitrixApiService,
+    private readonly secrets: SecretBox,
+    private readonly dataSource: DataSource,
+    config: ConfigService<Config, true>,
+  ) {
+    this.bitrix = config.get('bitrix', { infer: true });
+    this.publicUrl = config.get('app', { infer: true }).publicUrl;
+  }
+
+  async info(companyId: number): Promise<IntegrationInfoDto> {
+    return toInfo(await this.integrations.findOneBy({ companyId }));
+  }
+
+  /** The company's integration, or a 409 telling the SPA to connect (or reconnect) first. */
+  async requireConnected(companyId: number): Promise<BitrixIntegration> {
+    const integration = await this.integrations.findOneBy({ companyId });
+    if (integration?.status === 'reauth_required') throw new AppError('INTEGRATION_REAUTH_REQUIRED', 'Bitrix24 needs to be re-authorised: connect the portal again.');
+    if (integration?.status !== 'connected') throw new AppError('INTEGRATION_NOT_CONNECTED', 'Bitrix24 is not connected.');
+    return integration;
+  }
+
+  /** Step 1: the portal's authorisation URL with a fresh single-use state bound to this company. */
+  async authUrl(companyId: number, domain: string): Promise<{ auth_url: string }> {
+    const credentials = this.requireCredentials();
+    const origin = normalizePortalDomain(domain, this.bitrix.allowedDomains);
+    const state = randomSecret(24);
+    await this.dataSource.query(`DELETE FROM bitrix_oauth_states WHERE company_id = $1 AND (used_at IS NOT NULL OR expires_at < now())`, [companyId]);
+    await this.states.save(this.states.create({ companyId, stateHash: sha256Hex(state), domain: origin, expiresAt: new Date(Date.now() + STATE_TTL_MS), usedAt: null }));
+    const query = new URLSearchParams({ client_id: credentials.clientId, state });
+    return { auth_url: `${origin}/oauth/authorize/?${query.toString()}` };
+  }
+
+  /** Step 2: exchange the code at once, check it belongs to the requested portal, store, bind events. */
+  async connect(principal: Principal, dto: ConnectDto): Promise<IntegrationInfoDto> {
+    this.requireCredentials();
+    const origin = normalizePortalDomain(dto.domain, this.bitrix.allowedDomains);
+    const oauthServer = this.oauthServerFor(dto.server_domain);
+    if (dto.state !== undefined) await this.consumeState(principal.companyId, dto.state, origin);
+
+    const tokens = await this.exchange(oauthServer, dto.code);
+    if (!sameOrigin(tokens.client_endpoint, origin)) throw AppError.validation('domain', 'The authorization code was issued by another Bitrix24 portal.');
+
+    const integration = await this.store(principal.companyId, origin, oauthServer, tokens);
+    await this.afterConnect(integration);
+    return toInfo(integration);
+  }
+
+  /** Unbinds our events (best effort) and deletes every token. */
+  async disconnect(companyId: number): Promise<IntegrationInfoDto> {
+    const integration = await this.integrations.findOneBy({ companyId });
+    if (!integration || integration.status === 'disconnected') throw new AppError('INTEGRATION_NOT_CONNECTED', 'Bitrix24 is not connected.');
+    if (integration.status === 'connected') {
+      try {
+        await this.unbindEvents(integration);
+      } catch (err) {
+        this.logger.warn({ memberId: integration.memberId, err: (err as Error).message }, 'Could not unbind Bitrix24 events while disconnecting');
+      }
+    }
+    Object.assign(integration, { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: null });
+    await this.integrations.save(integration);
+    return toInfo(integration);
+  }
+
+  private requireCredentials(): { clientId: string; clientSecret: string } {
+    if (!this.bitrix.credentials) {
+      throw new AppError('BITRIX_NOT_CONFIGURED', 'The Bitrix24 application is not configured on this server (BITRIX_CLIENT_ID, BITRIX_CLIENT_SECRET).');
+    }
+    return this.bitrix.credentials;
+  }
+
+  /** Only the regional Bitrix24 OAuth servers (or the configured one) are ever contacted. */
+  private oauthServerFor(serverDomain: string | undefined): string {
+    if (serverDomain === undefined) return this.bitrix.oauthUrl;
+    const host = serverDomain.trim().toLowerCase();
+    if (OAUTH_SERVERS.includes(host)) return `https://${host}`;
+    if (host === new URL(this.bitrix.oauthUrl).host) return this.bitrix.oauthUrl;
+    throw AppError.validation('server_domain', 'server_domain must be oauth.bitrix.info or oauth.bitrix24.tech.');
+  }
+
+  private async consumeState(companyId: number, state: string, origin: string): Promise<void> {
+    const rows: { domain: string }[][] | { domain: string }[] = await this.dataSource.query(
+      `UPDATE bitrix_oauth_states SET used_at = now()
+        WHERE state_hash = $1 AND company_id = $2 AND used_at IS NULL AND expires_at > now()
+        RETURNING domain`,
+      [sha256Hex(state), companyId],
+    );
+    const issued = (Array.isArray(rows[0]) ? rows[0] : rows) as { domain: string }[];
+    if (!issued.length) throw AppError.validation('state', 'The state is unknown, expired or already used: start the connection again.');
+    if (issued[0].domain !== origin) throw AppError.validation('state', 'The state was issued for another portal.');
+  }
+
+  private async exchange(oauthServer: string, code: string): Promise<TokenResponse> {
+    try {
+      return await this.api.exchangeCode(oauthServer, code);
+    } catch (err) {
+      if (err instanceof BitrixApiError && ['invalid_grant', 'expired_token', 'invalid_request', 'invalid_code'].includes(err.bitrixError ?? '')) {
+        throw AppError.validation('code', 'The authorization code is invalid or has expired: authorise again.');
+      }
+      throw err;
+    }
+  }
+
+  private async store(companyId: number, origin: string, oauthServer: string, tokens: TokenResponse): Promise<BitrixIntegration> {
+    const existing = await this.integrations.findOneBy({ companyId });
+    const samePortal = existing?.memberId === tokens.member_id;
+    const key = samePortal && existing ? null : randomSecret(24);
+    const ownerId = Number(tokens.user_id);
+    const integration = Object.assign(existing ?? this.integrations.create({ companyId }), {
+      memberId: tokens.member_id,
+      domain: origin,
+      status: 'connected' as const,
+      oauthServer,
+      ...this.api.sealTokens(tokens),
+      ownerBitrixUserId: Number.isSafeInteger(ownerId) && ownerId > 0 ? ownerId : null,
+      connectedAt: new Date(),
+      lastError: null,
+      ...(key ? { handlerKey: this.secrets.encrypt(key), handlerKeyHash: sha256Hex(key), applicationToken: null, licenseFamily: null } : {}),
+    });
+    try {
+      return await this.integrations.save(integration);
+    } catch (err) {
+      if (err instanceof QueryFailedError && (err.driverError as { constraint?: string }).constraint === 'uq_bitrix_integrations_member') {
+        throw AppError.validation('domain', 'This Bitrix24 portal is already connected to another company.');
+      }
+      throw err;
+    }
+  }
+
+  /** Licence (for the rate limit) and event bindings; failures are recorded in last_error, not fatal. */
+  private async afterConnect(integration: BitrixIntegration): Promise<void> {
+    const problems: string[] = [];
+    try {
+      const { result } = await this.api.call<{ LICENSE_FAMILY?: string }>(integration, 'app.info');
+      integration.licenseFamily = result.LICENSE_FAMILY ?? null;
+    } catch (err) {
+      problems.push(`app.info failed: ${(err as Error).message}`);
+    }
+    try {
+      problems.push(...(await this.bindEvents(integration)));
+    } catch (err) {
+      problems.push(`Could not bind Bitrix24 events: ${(err as Error).message}`);
+    }
+    integration.lastError = problems.length ? problems.join(' ') : null;
+    await this.integrations.update({ id: integration.id }, { licenseFamily: integration.licenseFamily, lastError: integration.lastError });
+  }
+
+  /** Binds each event to our handler; removes bindings of ours that carry an old key. Returns problems. */
+  private async bindEvents(integration: BitrixIntegration): Promise<string[]> {
+    const key = this.secrets.decrypt(integration.handlerKey);
+    const { result: bound } = await this.api.call<EventBinding[]>(integration, 'event.get');
+    const wanted = (Object.keys(BOUND_EVENTS) as BoundEvent[]).map((event) => ({ event, handler: handlerUrl(this.publicUrl, event, key) }));
+    const commands: Record<string, [string, object]> = {};
+    for (const b of bound) {
+      const stale = isOurHandler(this.publicUrl, b.handler) && !wanted.some((w) => w.event === b.event.toUpperCase() && w.handler === b.handler);
+      if (stale) commands[`unbind_${Object.keys(commands).length}`] = ['event.unbind', { event: b.event, handler: b.handler }];
+    }
+    for (const w of wanted) {
+      if (!bound.some((b) => b.event.toUpperCase() === w.event && b.handler === w.handler)) commands[`bind_${w.event}`] = ['event.bind', w];
+    }
+    if (!Object.keys(commands).length) return [];
+    const { errors } = await this.api.batch(integration, commands);
+    return Object.entries(errors).map(([cmd, e]) => `Could not ${cmd.replace('_', ' ')} (${e.error || 'error'}: ${e.error_description ?? ''}).`);
+  }
+
+  private async unbindEvents(integration: BitrixIntegration): Promise<void> {
+    const { result: bound } = await this.api.call<EventBinding[]>(integration, 'event.get');
+    const ours = bound.filter((b) => isOurHandler(this.publicUrl, b.handler));
+    if (!ours.length) return;
+    await this.api.batch(integration, Object.fromEntries(ours.map((b, i) => [`u${i}`, ['event.unbind', { event: b.event, handler: b.handler }]])));
+  }
+}
+
+function sameOrigin(endpoint: string | undefined, origin: string): boolean {
+  if (!endpoint) return false;
+  try {
+    return new URL(endpoint).origin === origin;
+  } catch {
+    return false;
+  }
+}
+
+function toInfo(integration: BitrixIntegration | null): IntegrationInfoDto {
+  if (!integration || integration.status === 'disconnected') {
+    return { enabled: false, domain: null, status: 'disconnected', member_id: null, connected_at: null, last_error: null };
+  }
+  return {
+    enabled: integration.status === 'connected',
+    domain: integration.domain,
+    status: integration.status,
+    member_id: integration.memberId,
+    connected_at: integration.connectedAt?.toISOString() ?? null,
+    last_error: integration.lastError,
+  };
+}
