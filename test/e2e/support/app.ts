@@ -30,8 +30,9 @@ export interface TestApp {
  * The real application (real pipes, guards, filter, migrations) on its own database copy.
  * `controllers` lets a spec mount extra routes to exercise shared mechanisms (guards, envelope).
  */
-export async function createTestApp(options: { env?: Env; controllers?: Type[] } = {}): Promise<TestApp> {
-  const database = await createTestDatabase();
+export async function createTestApp(options: { env?: Env; controllers?: Type[]; databaseUrl?: string } = {}): Promise<TestApp> {
+  // A second instance on the same database (as two service replicas would be) neither creates nor drops it.
+  const database = options.databaseUrl ? { url: options.databaseUrl, drop: () => Promise.resolve() } : await createTestDatabase();
   const config = loadConfig({
     DATA_DIR: mkdtempSync(join(tmpdir(), 'utel-bitrix24-data-')),
     APP_KEY: TEST_APP_KEY,
