@@ -1,25 +1,37 @@
 import { ExecutionContext, Injectable, type CanActivate } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { AuthGuard } from '@nestjs/passport';
+import type { Request, Response } from 'express';
+import passport from 'passport';
 import { AppError } from '../common/app-error';
 import { IS_PUBLIC, ROLES, type Role } from '../common/decorators';
+import { BearerStrategy } from './bearer.strategy';
 import type { Principal } from './principal';
 
-/** Deny by default: every route needs a bearer token unless it is marked @Public(). */
+/**
+ * Deny by default: every route needs a bearer token unless it is marked @Public(). The guard hands
+ * passport this application's own strategy instance rather than a name in passport's process-wide
+ * registry, so two application instances in one process (tests, workers) never share one.
+ */
 @Injectable()
-export class BearerAuthGuard extends AuthGuard('bearer') {
-  constructor(private readonly reflector: Reflector) {
-    super({ session: false });
-  }
+export class BearerAuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly strategy: BearerStrategy,
+  ) {}
 
-  override canActivate(context: ExecutionContext): ReturnType<CanActivate['canActivate']> {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
-    return super.canActivate(context);
-  }
-
-  override handleRequest<T = Principal>(err: unknown, user: T | false): T {
-    if (err || !user) throw new AppError('UNAUTHENTICATED', 'Unauthenticated.');
-    return user;
+    const http = context.switchToHttp();
+    const request = http.getRequest<Request & { user?: Principal }>();
+    const principal = await new Promise<Principal | false>((resolve, reject) => {
+      const authenticate = passport.authenticate(this.strategy, { session: false }, (err: unknown, user: Principal | false) =>
+        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(user),
+      ) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
+      authenticate(request, http.getResponse<Response>(), (err) => reject(err instanceof Error ? err : new Error(String(err))));
+    });
+    if (!principal) throw new AppError('UNAUTHENTICATED', 'Unauthenticated.');
+    request.user = principal;
+    return true;
   }
 }
 
