@@ -21,9 +21,7 @@ export class Args {
 
   str(name: string): string | undefined {
     const value = this.get(name);
-    if (typeof value === 'string') return value;
-    if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-    return undefined;
+    return typeof value === 'boolean' ? undefined : scalarText(value);
   }
 
   int(name: string): number | undefined {
@@ -53,6 +51,13 @@ export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : undefined;
+}
+
+/** A scalar as PHP would print it; undefined for arrays, objects, null. */
+export function scalarText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  return undefined;
 }
 
 export function toInt(value: unknown): number | undefined {

@@ -8,7 +8,7 @@ const QS_PARSE: qs.IParseOptions = { depth: 10, arrayLimit: 1000, parameterLimit
 const MAX_BODY = 64 * 1024 * 1024;
 
 export function parseQuery(query: string): Record<string, unknown> {
-  return qs.parse(query.replace(/^\?/, ''), QS_PARSE) as Record<string, unknown>;
+  return qs.parse(query.replace(/^\?/, ''), QS_PARSE);
 }
 
 export function readBody(req: IncomingMessage): Promise<Buffer> {

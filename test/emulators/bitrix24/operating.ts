@@ -13,13 +13,13 @@ export class OperatingMeter {
     this.spent.set(method, list);
   }
 
-  report(method: string, now: number): { operating: number; operating_reset_at: number } {
+  report(method: string, now: number): { operating_reset_at: number; operating: number } {
     const list = (this.spent.get(method) ?? []).filter((entry) => entry.at > now - WINDOW_MS);
     this.spent.set(method, list);
     const oldest = list[0]?.at ?? now;
     return {
-      operating: list.reduce((sum, entry) => sum + entry.sec, 0),
       operating_reset_at: Math.floor((oldest + WINDOW_MS) / 1000),
+      operating: list.reduce((sum, entry) => sum + entry.sec, 0),
     };
   }
 }

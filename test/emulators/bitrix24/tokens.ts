@@ -9,6 +9,7 @@ export interface Grant {
 }
 
 export interface IssuedPair {
+  grant: Grant;
   accessToken: string;
   refreshToken: string;
   /** Access-token expiry, ms. */
@@ -69,7 +70,7 @@ export class TokenStore {
       accessToken,
       expiresAt: this.clock.now() + this.lifetimes.refreshSec * 1000,
     });
-    return { accessToken, refreshToken, expiresAt };
+    return { grant: grantOf(grant), accessToken, refreshToken, expiresAt };
   }
 
   /** An access token without a refresh token, as carried by event payloads. */
