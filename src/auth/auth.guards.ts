@@ -1,30 +1,35 @@
 import { ExecutionContext, Injectable, type CanActivate } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
-import passport from 'passport';
+import { Passport } from 'passport';
 import { AppError } from '../common/app-error';
 import { IS_PUBLIC, ROLES, type Role } from '../common/decorators';
 import { BearerStrategy } from './bearer.strategy';
 import type { Principal } from './principal';
 
 /**
- * Deny by default: every route needs a bearer token unless it is marked @Public(). The guard hands
- * passport this application's own strategy instance rather than a name in passport's process-wide
- * registry, so two application instances in one process (tests, workers) never share one.
+ * Deny by default: every route needs a bearer token unless it is marked @Public(). The guard keeps
+ * its own Passport with this application's strategy instead of passport's process-wide registry, so
+ * two application instances in one process (tests, workers) never share a strategy. Passport clones
+ * a named strategy per request, which keeps concurrent requests apart.
  */
 @Injectable()
 export class BearerAuthGuard implements CanActivate {
+  private readonly passport = new Passport();
+
   constructor(
     private readonly reflector: Reflector,
-    private readonly strategy: BearerStrategy,
-  ) {}
+    strategy: BearerStrategy,
+  ) {
+    this.passport.use('bearer', strategy);
+  }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
     const http = context.switchToHttp();
     const request = http.getRequest<Request & { user?: Principal }>();
     const principal = await new Promise<Principal | false>((resolve, reject) => {
-      const authenticate = passport.authenticate(this.strategy, { session: false }, (err: unknown, user: Principal | false) =>
+      const authenticate = this.passport.authenticate('bearer', { session: false }, (err: unknown, user: Principal | false) =>
         err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(user),
       ) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
       authenticate(request, http.getResponse<Response>(), (err) => reject(err instanceof Error ? err : new Error(String(err))));

@@ -208,9 +208,12 @@ export class BitrixApiService {
         if (++transient <= MAX_TRANSIENT_RETRIES) continue;
         throw this.unavailable(integration, method, 'answers OPERATION_TIME_LIMIT');
       }
-      if (res.status >= 500 && ++transient <= MAX_TRANSIENT_RETRIES) {
-        await sleep(250 * 2 ** transient);
-        continue;
+      if (res.status >= 500) {
+        if (++transient <= MAX_TRANSIENT_RETRIES) {
+          await sleep(250 * 2 ** transient);
+          continue;
+        }
+        throw this.unavailable(integration, method, `keeps failing (${error.error || `HTTP ${res.status}`})`);
       }
       throw this.rejected(integration, method, res.status, error);
     }

@@ -93,6 +93,21 @@ describe('bearer authentication', () => {
     expect(a.companyId).not.toBe(b.companyId);
   });
 
+  it('keeps concurrent requests apart: each resolves to its own token, and bad ones fail alone', async () => {
+    const logins = await Promise.all(Array.from({ length: 8 }, (_, i) => t.login(i % 2 ? 'user' : 'admin')));
+    const results = await Promise.all(
+      logins.flatMap((l) => [
+        t.http().get('/me').set('Authorization', `Bearer ${l.token}`),
+        t.http().get('/me').set('Authorization', `Bearer ${l.tokenId}|wrongsecretwrongsecretwrongsecretwrongse`),
+      ]),
+    );
+    logins.forEach((l, i) => {
+      expect(results[2 * i].status).toBe(200);
+      expect(results[2 * i].body.result.id).toBe(l.userId);
+      expect(results[2 * i + 1].status).toBe(401);
+    });
+  });
+
   it('lets an admin use an admin-only route and refuses a user with 403', async () => {
     const admin = await t.login('admin');
     const user = await t.login('user', admin.companyId);

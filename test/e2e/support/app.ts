@@ -47,7 +47,9 @@ export async function createTestApp(options: { env?: Env; controllers?: Type[]; 
   }).compile();
   const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false });
   configureApp(app);
-  await app.init();
+  // Listening for real: supertest then reuses this socket server instead of calling listen() once
+  // per request (concurrent requests against an unbound server would race for it).
+  await app.listen(0, '127.0.0.1');
 
   const accounts = app.get(AccountsService);
   return {
