@@ -29,10 +29,11 @@ export class BearerAuthGuard implements CanActivate {
     const http = context.switchToHttp();
     const request = http.getRequest<Request & { user?: Principal }>();
     const principal = await new Promise<Principal | false>((resolve, reject) => {
+      const fail = (err: unknown) => reject(err instanceof Error ? err : new Error('Authentication failed'));
       const authenticate = this.passport.authenticate('bearer', { session: false }, (err: unknown, user: Principal | false) =>
-        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(user),
+        err ? fail(err) : resolve(user),
       ) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
-      authenticate(request, http.getResponse<Response>(), (err) => reject(err instanceof Error ? err : new Error(String(err))));
+      authenticate(request, http.getResponse<Response>(), fail);
     });
     if (!principal) throw new AppError('UNAUTHENTICATED', 'Unauthenticated.');
     request.user = principal;

@@ -31,7 +31,7 @@ const PAGE_SIZE = 50;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const sections = <T>(v: Record<string, T> | unknown[] | undefined): Record<string, T> => (isObject(v) ? (v as Record<string, T>) : {});
+const sections = <T>(v: Record<string, T> | unknown[] | undefined): Record<string, T> => (isObject(v) ? v : {});
 
 interface RawResponse {
   status: number;
@@ -295,7 +295,7 @@ export class BitrixApiService {
 
   /** A renamed portal answers 302 to its new address: follow it only to an allowed origin, and remember it. */
   private async followRename(integration: BitrixIntegration, url: string, location: string | undefined, method: string): Promise<void> {
-    let origin: string | null = null;
+    let origin: string | null;
     try {
       origin = location ? new URL(location, url).origin : null;
     } catch {

@@ -67,12 +67,12 @@ export class BitrixRateLimiter {
   }
 
   private async waitMs(memberId: string, rate: number, burst: number): Promise<number> {
-    const [row] = (await this.dataSource.query(
+    const [row] = await this.dataSource.query<{ level: number; blocked: number | null }[]>(
       `SELECT GREATEST(0, level - $2 * EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) AS level,
               GREATEST(0, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())) AS blocked
          FROM bitrix_rate_buckets WHERE member_id = $1`,
       [memberId, rate],
-    )) as { level: number; blocked: number | null }[];
+    );
     if (!row) return 0;
     const drainSeconds = Math.max(0, (Number(row.level) + 1 - burst) / rate);
     return Math.max(10, Math.ceil(Math.max(drainSeconds, Number(row.blocked ?? 0)) * 1000) + 5);
