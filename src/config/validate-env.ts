@@ -1,3 +1,5 @@
+// class-transformer's @Type reads design-time metadata; whoever loads configuration needs the polyfill.
+import 'reflect-metadata';
 import { plainToInstance, type ClassConstructor } from 'class-transformer';
 import { validateSync } from 'class-validator';
 
