@@ -28,7 +28,7 @@ export function failure(code: number, message: string, errors?: FieldErrors): Er
 export class ErrorEnvelopeDto {
   @ApiProperty({ enum: ['error'] }) status: 'error';
   @ApiProperty({ example: 422 }) code: number;
-  @ApiProperty({ type: 'null', nullable: true, example: null }) result: null;
+  @ApiProperty({ type: Object, nullable: true, example: null, description: 'Always null on errors' }) result: null;
   @ApiProperty({ example: 'The given data was invalid.' }) message: string;
   @ApiProperty({
     required: false,

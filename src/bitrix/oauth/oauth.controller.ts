@@ -1,7 +1,8 @@
 import { Body, Controller, Delete, Get, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiConflictResponse, ApiForbiddenResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiConflictResponse, ApiForbiddenResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
 import { CurrentPrincipal, type Principal } from '../../auth/principal';
 import { ResponseMessage, Roles } from '../../common/decorators';
+import { ApiEnvelope } from '../../common/api-envelope.decorator';
 import { ErrorEnvelopeDto } from '../../common/envelope';
 import { AuthUrlDto, ConnectDto, CredentialsDto, IntegrationInfoDto } from './dto/oauth.dto';
 import { IntegrationService } from './integration.service';
@@ -14,7 +15,7 @@ export class OAuthController {
 
   @Get('info')
   @ApiOperation({ summary: 'Connection status of the company\'s Bitrix24 portal' })
-  @ApiOkResponse({ type: IntegrationInfoDto, description: 'In the envelope\'s `result`' })
+  @ApiEnvelope(IntegrationInfoDto)
   info(@CurrentPrincipal() principal: Principal): Promise<IntegrationInfoDto> {
     return this.integrations.info(principal.companyId);
   }
@@ -22,7 +23,7 @@ export class OAuthController {
   @Post('oauth/credentials')
   @Roles('admin')
   @ApiOperation({ summary: 'Start connecting: the portal\'s authorisation URL with a single-use state (10 minutes)' })
-  @ApiOkResponse({ type: AuthUrlDto })
+  @ApiEnvelope(AuthUrlDto)
   @ApiUnprocessableEntityResponse({ type: ErrorEnvelopeDto, description: 'The domain is not an allowed Bitrix24 portal' })
   @ApiServiceUnavailableResponse({ type: ErrorEnvelopeDto, description: 'BITRIX_CLIENT_ID/SECRET are not configured' })
   @ApiForbiddenResponse({ type: ErrorEnvelopeDto })
@@ -33,7 +34,7 @@ export class OAuthController {
   @Post('oauth')
   @Roles('admin')
   @ApiOperation({ summary: 'Finish connecting: exchange the authorization code and bind the Bitrix24 events' })
-  @ApiOkResponse({ type: IntegrationInfoDto })
+  @ApiEnvelope(IntegrationInfoDto)
   @ApiUnprocessableEntityResponse({ type: ErrorEnvelopeDto, description: 'Bad domain, code, state or server_domain; or the code belongs to another portal' })
   @ApiForbiddenResponse({ type: ErrorEnvelopeDto })
   connect(@CurrentPrincipal() principal: Principal, @Body() dto: ConnectDto): Promise<IntegrationInfoDto> {
@@ -44,7 +45,7 @@ export class OAuthController {
   @Roles('admin')
   @ResponseMessage('Successfully disconnected from Bitrix24')
   @ApiOperation({ summary: 'Unbind the events (best effort) and delete every Bitrix24 token' })
-  @ApiOkResponse({ type: IntegrationInfoDto })
+  @ApiEnvelope(IntegrationInfoDto, { message: 'Successfully disconnected from Bitrix24' })
   @ApiConflictResponse({ type: ErrorEnvelopeDto, description: 'Not connected' })
   @ApiForbiddenResponse({ type: ErrorEnvelopeDto })
   disconnect(@CurrentPrincipal() principal: Principal): Promise<IntegrationInfoDto> {

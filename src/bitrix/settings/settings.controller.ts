@@ -1,7 +1,8 @@
 import { Body, Controller, Get, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiConflictResponse, ApiForbiddenResponse, ApiOkResponse, ApiOperation, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiConflictResponse, ApiForbiddenResponse, ApiOperation, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
 import { CurrentPrincipal, type Principal } from '../../auth/principal';
 import { Roles } from '../../common/decorators';
+import { ApiEnvelope } from '../../common/api-envelope.decorator';
 import { ErrorEnvelopeDto } from '../../common/envelope';
 import { SaveSettingsDto, SettingsDto } from './dto/settings.dto';
 import { SettingsService } from './settings.service';
@@ -14,7 +15,7 @@ export class SettingsController {
 
   @Get()
   @ApiOperation({ summary: 'Call-mirroring settings, operator bindings, suggestions and the Smart Redirect URL' })
-  @ApiOkResponse({ type: SettingsDto })
+  @ApiEnvelope(SettingsDto)
   get(@CurrentPrincipal() principal: Principal): Promise<SettingsDto> {
     return this.settings.get(principal.companyId);
   }
@@ -22,7 +23,7 @@ export class SettingsController {
   @Post()
   @Roles('admin')
   @ApiOperation({ summary: 'Save settings (any subset; `bindings` replaces the list). Checked against the portal; nothing is saved on a 422' })
-  @ApiOkResponse({ type: SettingsDto })
+  @ApiEnvelope(SettingsDto)
   @ApiUnprocessableEntityResponse({ type: ErrorEnvelopeDto })
   @ApiConflictResponse({ type: ErrorEnvelopeDto, description: 'Not connected' })
   @ApiForbiddenResponse({ type: ErrorEnvelopeDto })

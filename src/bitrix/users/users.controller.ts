@@ -1,6 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiBearerAuth, ApiConflictResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiConflictResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal, type Principal } from '../../auth/principal';
+import { ApiEnvelope } from '../../common/api-envelope.decorator';
 import { ErrorEnvelopeDto } from '../../common/envelope';
 import { IntegrationService } from '../oauth/integration.service';
 import { BitrixUsersService, type Employee } from './bitrix-users.service';
@@ -23,7 +24,7 @@ export class UsersController {
 
   @Get('bitrix-users')
   @ApiOperation({ summary: 'Active employees of the connected portal (all pages)' })
-  @ApiOkResponse({ type: EmployeeDto, isArray: true })
+  @ApiEnvelope(EmployeeDto, { isArray: true })
   @ApiConflictResponse({ type: ErrorEnvelopeDto, description: 'Not connected, or re-authorisation needed' })
   async list(@CurrentPrincipal() principal: Principal): Promise<Employee[]> {
     return this.users.activeEmployees(await this.integrations.requireConnected(principal.companyId));
