@@ -1,0 +1,20 @@
+import type { ConfigService } from '@nestjs/config';
+import type { DataSource } from 'typeorm';
+import type { Config } from '../config/config';
+import type { RateLimit } from '../config/bitrix.config';
+import { BitrixRateLimiter } from './bitrix-rate-limiter';
+
+const limiter = (rateLimit: RateLimit | null) =>
+  new BitrixRateLimiter({} as DataSource, { get: () => ({ rateLimit }) } as unknown as ConfigService<Config, true>);
+
+describe('BitrixRateLimiter.limitFor', () => {
+  it('uses the plan: 2/50, Enterprise 5/250', () => {
+    expect(limiter(null).limitFor(null)).toEqual({ rate: 2, burst: 50 });
+    expect(limiter(null).limitFor('project')).toEqual({ rate: 2, burst: 50 });
+    expect(limiter(null).limitFor('ent')).toEqual({ rate: 5, burst: 250 });
+  });
+
+  it('lets BITRIX_RATE_LIMIT override the plan', () => {
+    expect(limiter({ rate: 1, burst: 10 }).limitFor('ent')).toEqual({ rate: 1, burst: 10 });
+  });
+});
