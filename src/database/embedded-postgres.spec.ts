@@ -63,7 +63,7 @@ const { Client } = require('pg');
   await client.query('SELECT 1');
   await client.end();
   if (mode === 'stop') await handle.stop();
-  console.log(JSON.stringify({ owned: handle.owned, port: handle.port }));
+  process.stdout.write(JSON.stringify({ owned: handle.owned, port: handle.port }) + '\\n');
 })().catch((error) => { console.error(error); process.exitCode = 1; });
 `;
 
