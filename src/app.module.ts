@@ -3,6 +3,7 @@ import { ConfigModule } from '@nestjs/config';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import { AuthModule } from './auth/auth.module';
 import { BitrixModule } from './bitrix/bitrix.module';
 import { CommonModule } from './common/common.module';
@@ -19,16 +20,18 @@ export interface AppModuleOptions {
   config: Config;
   /** The database to use: DATABASE_URL or the embedded PostgreSQL the caller started. */
   databaseUrl: string;
+  /** Where logs go (default stdout); tests pass a stream to inspect them. */
+  logDestination?: DestinationStream;
 }
 
 @Module({})
 export class AppModule {
-  static forRoot({ config, databaseUrl }: AppModuleOptions): DynamicModule {
+  static forRoot({ config, databaseUrl, logDestination }: AppModuleOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, skipProcessEnv: true, load: [() => ({ ...config })] }),
-        LoggerModule.forRoot(loggerOptions(config.app.logLevel)),
+        LoggerModule.forRoot(loggerOptions(config.app.logLevel, logDestination)),
         TypeOrmModule.forRoot(dataSourceOptions(databaseUrl)),
         CommonModule,
         AuthModule,

@@ -34,5 +34,5 @@ function setupSwagger(app: NestExpressApplication): void {
       .build(),
     { extraModels: [ErrorEnvelopeDto] },
   );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', swaggerOptions: { persistAuthorization: true } });
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', raw: ['json'], swaggerOptions: { persistAuthorization: true } });
 }

@@ -10,6 +10,7 @@ import { PersonalAccessToken } from './personal-access-token.entity';
 import type { Principal } from './principal';
 import { User } from './user.entity';
 
+const USER_TOKENABLE = 'user';
 const TOKEN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** Writing last_used_at on every request would turn each read into a write; a minute is precise enough. */
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -51,7 +52,7 @@ export class AccountsService {
     if (!(await this.users.existsBy({ id: input.userId }))) throw new AppError('NOT_FOUND', `User ${input.userId} does not exist.`);
     const secret = Array.from({ length: 40 }, () => TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)]).join('');
     const token = await this.tokens.save(
-      this.tokens.create({ tokenableId: input.userId, name: input.name ?? 'api', token: sha256Hex(secret), expiresAt: input.expiresAt ?? null }),
+      this.tokens.create({ tokenableType: USER_TOKENABLE, tokenableId: input.userId, name: input.name ?? 'api', token: sha256Hex(secret), expiresAt: input.expiresAt ?? null }),
     );
     return { token, plaintext: `${token.id}|${secret}` };
   }
@@ -74,7 +75,9 @@ export class AccountsService {
     if (!secret || (id !== null && !(Number.isSafeInteger(id) && id > 0 && id <= 2 ** 31 - 1))) return null;
 
     const hash = sha256Hex(secret);
-    const token = await this.tokens.findOne({ where: id === null ? { token: hash } : { id }, relations: { user: true } });
+    // Sanctum tables can hold tokens of other model types; only user tokens authenticate here.
+    const where = id === null ? { token: hash, tokenableType: USER_TOKENABLE } : { id, tokenableType: USER_TOKENABLE };
+    const token = await this.tokens.findOne({ where, relations: { user: true } });
     if (!token?.user || !timingSafeEqual(Buffer.from(token.token), Buffer.from(hash))) return null;
     if (token.expiresAt && token.expiresAt.getTime() <= Date.now()) return null;
 

@@ -28,12 +28,15 @@ export class BearerAuthGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
     const http = context.switchToHttp();
     const request = http.getRequest<Request & { user?: Principal }>();
+    // Only the Authorization header carries a token: passport-http-bearer would also take one from
+    // the query string or the body, which leaks tokens into URLs and logs.
+    const credentials = { headers: { authorization: request.headers.authorization } } as Request;
     const principal = await new Promise<Principal | false>((resolve, reject) => {
       const fail = (err: unknown) => reject(err instanceof Error ? err : new Error('Authentication failed'));
       const authenticate = this.passport.authenticate('bearer', { session: false }, (err: unknown, user: Principal | false) =>
         err ? fail(err) : resolve(user),
       ) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
-      authenticate(request, http.getResponse<Response>(), fail);
+      authenticate(credentials, http.getResponse<Response>(), fail);
     });
     if (!principal) throw new AppError('UNAUTHENTICATED', 'Unauthenticated.');
     request.user = principal;

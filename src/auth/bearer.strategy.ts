@@ -11,7 +11,8 @@ export class BearerStrategy extends PassportStrategy(Strategy, 'bearer') {
   }
 
   /** Returning false makes passport fail the request; the guard turns that into a 401. */
-  async validate(token: string): Promise<Principal | false> {
+  async validate(token: unknown): Promise<Principal | false> {
+    if (typeof token !== 'string' || token.length > 512) return false;
     return (await this.accounts.authenticate(token)) ?? false;
   }
 }

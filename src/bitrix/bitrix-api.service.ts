@@ -25,9 +25,20 @@ const MAX_RATE_LIMIT_RETRIES = 5;
 const RATE_LIMIT_PAUSE_MS = 2_000;
 /** A method over its operating budget (429) is waited for only this long in a request. */
 const MAX_OPERATING_WAIT_MS = 10_000;
+const OPERATING_BACKOFF_MS = 60_000;
+/** REST answers that mean "this access token is not (or no longer) good". */
+const AUTH_ERRORS = new Set(['expired_token', 'invalid_token', 'NO_AUTH_FOUND']);
 const MAX_REDIRECTS = 3;
 const BATCH_LIMIT = 50;
+/** A list longer than this is cut (a guard against a portal reporting an absurd `total`). */
+const MAX_LIST_ROWS = 100_000;
 const PAGE_SIZE = 50;
+
+/** An HTTP client failure reduced to its code and message: the original carries the request, credentials included. */
+function transportError(err: unknown): Error {
+  const { code, message } = err as { code?: string; message?: string };
+  return new Error([code, message].filter(Boolean).join(': ') || 'network error');
+}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -95,9 +106,13 @@ export class BitrixApiService {
     return this.tokenRequest(oauthServer, { grant_type: 'authorization_code', code }, null);
   }
 
-  /** The encrypted token columns for a token response. */
+  /**
+   * The encrypted token columns for a token response. The expiry comes from `expires_in` on our
+   * own clock (Bitrix24's absolute `expires` is on theirs; a skew would look like a refresh timer).
+   */
   sealTokens(tokens: TokenResponse): Pick<BitrixIntegration, 'accessToken' | 'refreshToken' | 'accessExpiresAt' | 'scope'> {
-    const expiresAt = tokens.expires ? tokens.expires * 1000 : Date.now() + (tokens.expires_in ?? 3600) * 1000;
+    const lifetime = Number(tokens.expires_in) > 0 ? Number(tokens.expires_in) : 3600;
+    const expiresAt = Date.now() + lifetime * 1000;
     return {
       accessToken: this.secrets.encrypt(tokens.access_token),
       refreshToken: this.secrets.encrypt(tokens.refresh_token),
@@ -128,14 +143,19 @@ export class BitrixApiService {
   /** Every row of a paged list method: the first page tells the total, the rest come in batches. */
   async listAll<T>(integration: BitrixIntegration, method: string, params: object = {}): Promise<T[]> {
     const first = await this.execute<T[]>(integration, method, { ...params, start: 0 });
+    if (!Array.isArray(first.result)) throw this.rejected(integration, method, 200, { error: 'UNEXPECTED_ANSWER', error_description: 'a list was expected' });
     const rows = [...first.result];
-    if (first.next === undefined || !first.total) return rows;
+    const total = Math.min(Number(first.total) || 0, MAX_LIST_ROWS);
+    if (typeof first.next !== 'number' || total <= rows.length) return rows;
     const commands: BatchCommands = {};
-    for (let start = first.next; start < first.total; start += PAGE_SIZE) commands[`p${start}`] = [method, { ...params, start }];
+    for (let start = first.next; start < total; start += PAGE_SIZE) commands[`p${start}`] = [method, { ...params, start }];
     const { result, errors } = await this.batch(integration, commands);
     const failed = Object.entries(errors)[0];
     if (failed) throw this.rejected(integration, method, 200, failed[1]);
-    for (const key of Object.keys(commands)) rows.push(...((result[key] as T[] | undefined) ?? []));
+    for (const key of Object.keys(commands)) {
+      const page = result[key];
+      if (Array.isArray(page)) rows.push(...(page as T[]));
+    }
     return rows;
   }
 
@@ -167,7 +187,7 @@ export class BitrixApiService {
           await sleep(250 * 2 ** transient);
           continue;
         }
-        throw this.unavailable(integration, method, 'did not answer', err);
+        throw this.unavailable(integration, method, 'did not answer', transportError(err));
       }
 
       if ([301, 302, 303, 307, 308].includes(res.status)) {
@@ -188,14 +208,14 @@ export class BitrixApiService {
           : { error: `HTTP_${res.status}`, error_description: '' };
       this.errors.inc({ method, code: error.error || 'EMPTY' });
 
-      // Refused token: refresh (or pick up the pair another process just rotated) and retry; twice at most.
-      if ((error.error === 'expired_token' || error.error === 'invalid_token') && ++authRetries <= 2) {
-        await this.refresh(integration, true);
-        continue;
-      }
-      if (res.status === 401 || error.error === 'NO_AUTH_FOUND' || error.error === 'expired_token' || error.error === 'invalid_token') {
-        await this.markReauth(integration, `Bitrix24 refused the access token (${error.error})`);
-        this.usableToken(integration);
+      // A refused token: refresh (or pick up the pair another process just rotated) and retry, twice at
+      // most. Only the OAuth server's invalid_grant ends the integration; a REST 401 never does.
+      if (res.status === 401 || AUTH_ERRORS.has(error.error)) {
+        if (++authRetries <= 2) {
+          await this.refresh(integration, true);
+          continue;
+        }
+        await this.recordError(integration, `Bitrix24 keeps refusing fresh access tokens (${error.error}).`);
       }
       if (error.error === 'QUERY_LIMIT_EXCEEDED') {
         await this.limiter.penalize(integration.memberId, limit, RATE_LIMIT_PAUSE_MS * 2 ** rateLimited);
@@ -203,8 +223,10 @@ export class BitrixApiService {
         throw this.unavailable(integration, method, 'keeps answering QUERY_LIMIT_EXCEEDED');
       }
       if (error.error === 'OPERATION_TIME_LIMIT') {
+        // Blocked until the budget's oldest minute drops out: the reset of the last good answer if it
+        // is still ahead, else a minute from now. waitForOperatingBudget then waits or gives up.
         const key = `${integration.memberId}:${method}`;
-        this.operatingBlockedUntil.set(key, this.operatingResetAt.get(key) ?? Date.now() + 60_000);
+        this.operatingBlockedUntil.set(key, Math.max(this.operatingResetAt.get(key) ?? 0, Date.now() + OPERATING_BACKOFF_MS));
         if (++transient <= MAX_TRANSIENT_RETRIES) continue;
         throw this.unavailable(integration, method, 'answers OPERATION_TIME_LIMIT');
       }
@@ -256,9 +278,13 @@ export class BitrixApiService {
       try {
         tokens = await this.tokenRequest(row.oauthServer, { grant_type: 'refresh_token', refresh_token: this.secrets.decrypt(row.refreshToken) }, row.memberId);
       } catch (err) {
-        if (err instanceof BitrixApiError && err.bitrixError !== undefined && ['invalid_grant', 'invalid_client', 'PAYMENT_REQUIRED'].includes(err.bitrixError)) {
-          Object.assign(row, { status: 'reauth_required', accessToken: null, refreshToken: null, accessExpiresAt: null, lastError: `Token refresh refused by Bitrix24 (${err.bitrixError}): reconnect the portal.` });
+        if (err instanceof BitrixApiError && err.bitrixError === 'invalid_grant') {
+          Object.assign(row, { status: 'reauth_required', accessToken: null, refreshToken: null, accessExpiresAt: null, lastError: 'Bitrix24 refused the refresh token (invalid_grant): reconnect the portal.' });
           return repo.save(row);
+        }
+        if (err instanceof BitrixApiError && err.bitrixError === 'invalid_client') {
+          // Our credentials, not the portal's tokens, are wrong: keep the tokens for when they are fixed.
+          throw new AppError('BITRIX_NOT_CONFIGURED', 'Bitrix24 refused this server\'s application credentials (invalid_client): check BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET.');
         }
         throw err;
       }
@@ -268,9 +294,9 @@ export class BitrixApiService {
     });
   }
 
-  private async markReauth(integration: BitrixIntegration, reason: string): Promise<void> {
-    Object.assign(integration, { status: 'reauth_required', accessToken: null, refreshToken: null, accessExpiresAt: null, lastError: reason });
-    await this.integrations.update({ id: integration.id }, { status: 'reauth_required', accessToken: null, refreshToken: null, accessExpiresAt: null, lastError: reason });
+  private async recordError(integration: BitrixIntegration, reason: string): Promise<void> {
+    integration.lastError = reason;
+    await this.integrations.update({ id: integration.id }, { lastError: reason });
   }
 
   private async tokenRequest(oauthServer: string, params: Record<string, string>, memberId: string | null): Promise<TokenResponse> {
@@ -282,7 +308,7 @@ export class BitrixApiService {
     try {
       res = await this.post(`${oauthServer}/oauth/token/`, form, TOKEN_TIMEOUT_MS, label);
     } catch (err) {
-      throw new BitrixApiError('BITRIX_UNAVAILABLE', 'The Bitrix24 authorisation server did not answer.', { memberId, method: label }, { cause: err });
+      throw new BitrixApiError('BITRIX_UNAVAILABLE', 'The Bitrix24 authorisation server did not answer.', { memberId, method: label }, { cause: transportError(err) });
     }
     const body = res.data;
     if (res.status === 200 && isObject(body) && typeof body.access_token === 'string' && typeof body.refresh_token === 'string' && typeof body.member_id === 'string') {
@@ -303,8 +329,7 @@ export class BitrixApiService {
     }
     if (!origin || !this.config.allowedDomains.allows(origin)) {
       const reason = `Bitrix24 redirected ${method} to ${origin ?? 'an invalid address'}, which is not an allowed portal domain (BITRIX_ALLOWED_DOMAINS).`;
-      integration.lastError = reason;
-      await this.integrations.update({ id: integration.id }, { lastError: reason });
+      await this.recordError(integration, reason);
       throw new BitrixApiError('BITRIX_REJECTED', reason, { memberId: integration.memberId, method });
     }
     this.logger.warn({ memberId: integration.memberId, from: integration.domain, to: origin }, 'Bitrix24 portal moved; following');

@@ -18,3 +18,17 @@ describe('normalizePortalDomain', () => {
     },
   );
 });
+
+describe('normalizePortalDomain limits', () => {
+  const allow = OriginAllowList.parse('*.bitrix24.uz');
+
+  it('refuses hosts beyond the DNS limits instead of failing later', () => {
+    expect(() => normalizePortalDomain(`${'a'.repeat(64)}.bitrix24.uz`, allow)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
+    expect(() => normalizePortalDomain(`${'a'.repeat(63)}.bitrix24.uz`, allow)).not.toThrow();
+  });
+
+  it('refuses an explicit port, even the default one, unless an entry names it', () => {
+    expect(() => normalizePortalDomain('mycompany.bitrix24.uz:443', allow)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
+    expect(() => normalizePortalDomain('https://mycompany.bitrix24.uz:443/', allow)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
+  });
+});

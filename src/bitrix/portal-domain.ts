@@ -10,14 +10,23 @@ const DOMAIN_SHAPE = /^(https?:\/\/)?[a-z0-9.-]+(:\d{1,5})?\/?$/;
  * origin the allow-list does not name is refused before any request is made.
  */
 export function normalizePortalDomain(input: string, allowList: OriginAllowList, field = 'domain'): string {
+  const invalid = () => AppError.validation(field, 'The domain must be a Bitrix24 portal address such as mycompany.bitrix24.uz.');
   const value = input.trim().toLowerCase();
-  if (!DOMAIN_SHAPE.test(value)) throw AppError.validation(field, 'The domain must be a Bitrix24 portal address such as mycompany.bitrix24.uz.');
-  let origin: string;
+  if (!DOMAIN_SHAPE.test(value)) throw invalid();
+  let url: URL;
   try {
-    origin = new URL(value.includes('://') ? value : `https://${value}`).origin;
+    url = new URL(value.includes('://') ? value : `https://${value}`);
   } catch {
-    throw AppError.validation(field, 'The domain must be a Bitrix24 portal address such as mycompany.bitrix24.uz.');
+    throw invalid();
   }
-  if (!allowList.allows(origin)) throw AppError.validation(field, `${origin} is not an allowed Bitrix24 portal domain.`);
+  // DNS limits: 253 characters, labels of 1 to 63.
+  if (url.hostname.length > 253 || url.hostname.split('.').some((label) => label.length < 1 || label.length > 63)) throw invalid();
+  // The URL parser drops a default port (`:443`); a port the admin typed must still match an entry exactly.
+  const typedPort = /:(\d+)\/?$/.exec(value.replace(/^https?:\/\//, ''))?.[1];
+  const origin = url.origin;
+  const portDropped = typedPort !== undefined && !origin.endsWith(`:${typedPort}`);
+  if (portDropped || !allowList.allows(origin)) {
+    throw AppError.validation(field, `${portDropped ? `${origin}:${typedPort}` : origin} is not an allowed Bitrix24 portal domain.`);
+  }
   return origin;
 }

@@ -50,14 +50,19 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   private describe(exception: unknown, request: Request & { id?: string }): { status: number; message: string; errors?: FieldErrors } {
     if (exception instanceof AppError) {
-      if (exception.status >= HttpStatus.INTERNAL_SERVER_ERROR) this.logger.warn({ code: exception.code, err: exception.cause ?? exception }, exception.message);
+      if (exception.status >= HttpStatus.INTERNAL_SERVER_ERROR) this.logger.warn({ code: exception.code, err: exception, reqId: request.id }, exception.message);
       return { status: exception.status, message: exception.message, errors: exception.errors };
     }
     // The express adapter wraps body-parser's errors (bad JSON, too large) in an HttpException.
     const parserError = isBodyParserError(exception) ? exception : exception instanceof HttpException && isBodyParserError(exception.cause) ? exception.cause : null;
     if (parserError) {
       const status = parserError.status;
-      const message = parserError.type === 'entity.parse.failed' ? 'The request body is not valid JSON.' : (DEFAULT_MESSAGES[status] ?? 'The request is malformed.');
+      const message =
+        parserError.type === 'entity.parse.failed'
+          ? 'The request body is not valid JSON.'
+          : parserError.type === 'parameters.too.many'
+            ? 'The request has too many form fields.'
+            : (DEFAULT_MESSAGES[status] ?? 'The request is malformed.');
       return { status, message };
     }
     if (exception instanceof HttpException) {

@@ -18,6 +18,22 @@ export function redactUrl(url: string): string {
     .replace(/(\/smart-redirect\/)[^/?#]+/i, '$1[redacted]');
 }
 
+/**
+ * Errors are logged as name, message, code and stack (and the same of their cause) only: HTTP
+ * client errors carry the request they failed on, body and credentials included.
+ */
+export function serializeError(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error)) return err;
+  const { code } = err as { code?: unknown };
+  return {
+    type: err.name,
+    message: err.message,
+    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+    stack: err.stack,
+    ...(err.cause !== undefined && depth < 3 ? { cause: serializeError(err.cause, depth + 1) } : {}),
+  };
+}
+
 /** Accept a caller's request id if it is sane, so logs correlate across services; otherwise mint one. */
 function requestId(req: IncomingMessage, res: ServerResponse): string {
   const incoming = req.headers['x-request-id'];
@@ -26,18 +42,19 @@ function requestId(req: IncomingMessage, res: ServerResponse): string {
   return id;
 }
 
-/** Structured JSON logs with a request id; `stream: 'stderr'` keeps stdout clean for the CLI's answers. */
-export function loggerOptions(level: string, stream: 'stdout' | 'stderr' = 'stdout'): Params {
+/** Structured JSON logs with a request id, to stdout unless a destination is given (tests capture it). */
+export function loggerOptions(level: string, destination: pino.DestinationStream = pino.destination({ fd: 1 })): Params {
   return {
     pinoHttp: {
       level,
       genReqId: requestId,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: {
+        err: serializeError,
         req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
-      stream: pino.destination({ fd: stream === 'stdout' ? 1 : 2, sync: stream === 'stderr' }),
+      stream: destination,
     },
   };
 }

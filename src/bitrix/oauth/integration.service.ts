@@ -17,6 +17,8 @@ import type { ConnectDto, IntegrationInfoDto } from './dto/oauth.dto';
 import { OAuthState } from './oauth-state.entity';
 
 const STATE_TTL_MS = 10 * 60_000;
+/** First key of the advisory lock taken while a company's integration row is written. */
+const ADVISORY_CONNECT = 4_242_001;
 /** The regional Bitrix24 OAuth servers a redirect's `server_domain` may name. */
 const OAUTH_SERVERS = ['oauth.bitrix.info', 'oauth.bitrix24.tech'];
 
@@ -77,6 +79,7 @@ export class IntegrationService {
     const tokens = await this.exchange(oauthServer, dto.code);
     if (!sameOrigin(tokens.client_endpoint, origin)) throw AppError.validation('domain', 'The authorization code was issued by another Bitrix24 portal.');
 
+    await this.leavePreviousPortal(principal.companyId, tokens.member_id);
     const integration = await this.store(principal.companyId, origin, oauthServer, tokens);
     await this.afterConnect(integration);
     return toInfo(integration);
@@ -137,12 +140,43 @@ export class IntegrationService {
     }
   }
 
+  /** Switching a company to another portal: the old portal's events are unbound first (best effort). */
+  private async leavePreviousPortal(companyId: number, memberId: string): Promise<void> {
+    const previous = await this.integrations.findOneBy({ companyId });
+    if (previous?.status !== 'connected' || previous.memberId === memberId) return;
+    try {
+      await this.unbindEvents(previous);
+    } catch (err) {
+      this.logger.warn({ memberId: previous.memberId, err: (err as Error).message }, 'Could not unbind the previous portal\'s events');
+    }
+  }
+
+  /**
+   * Upserts the company's integration under a per-company lock (two admins connecting at once get
+   * one row). The handler key survives a reconnect of the same portal; the application_token does
+   * not survive a reconnect after a disconnect or re-authorisation, since a reinstall issues a new one.
+   */
   private async store(companyId: number, origin: string, oauthServer: string, tokens: TokenResponse): Promise<BitrixIntegration> {
-    const existing = await this.integrations.findOneBy({ companyId });
+    try {
+      return await this.dataSource.transaction(async (em) => {
+        await em.query('SELECT pg_advisory_xact_lock($1, $2)', [ADVISORY_CONNECT, companyId]);
+        const repo = em.getRepository(BitrixIntegration);
+        const existing = await repo.findOneBy({ companyId });
+        return repo.save(this.connectedRow(existing ?? repo.create({ companyId }), existing, origin, oauthServer, tokens));
+      });
+    } catch (err) {
+      if (err instanceof QueryFailedError && (err.driverError as { constraint?: string }).constraint === 'uq_bitrix_integrations_member') {
+        throw AppError.validation('domain', 'This Bitrix24 portal is already connected to another company.');
+      }
+      throw err;
+    }
+  }
+
+  private connectedRow(row: BitrixIntegration, existing: BitrixIntegration | null, origin: string, oauthServer: string, tokens: TokenResponse): BitrixIntegration {
     const samePortal = existing?.memberId === tokens.member_id;
-    const key = samePortal && existing ? null : randomSecret(24);
+    const key = samePortal ? null : randomSecret(24);
     const ownerId = Number(tokens.user_id);
-    const integration = Object.assign(existing ?? this.integrations.create({ companyId }), {
+    return Object.assign(row, {
       memberId: tokens.member_id,
       domain: origin,
       status: 'connected' as const,
@@ -151,16 +185,9 @@ export class IntegrationService {
       ownerBitrixUserId: Number.isSafeInteger(ownerId) && ownerId > 0 ? ownerId : null,
       connectedAt: new Date(),
       lastError: null,
-      ...(key ? { handlerKey: this.secrets.encrypt(key), handlerKeyHash: sha256Hex(key), applicationToken: null, licenseFamily: null } : {}),
+      ...(key ? { handlerKey: this.secrets.encrypt(key), handlerKeyHash: sha256Hex(key), licenseFamily: null } : {}),
+      ...(!samePortal || existing?.status !== 'connected' ? { applicationToken: null } : {}),
     });
-    try {
-      return await this.integrations.save(integration);
-    } catch (err) {
-      if (err instanceof QueryFailedError && (err.driverError as { constraint?: string }).constraint === 'uq_bitrix_integrations_member') {
-        throw AppError.validation('domain', 'This Bitrix24 portal is already connected to another company.');
-      }
-      throw err;
-    }
   }
 
   /** Licence (for the rate limit) and event bindings; failures are recorded in last_error, not fatal. */
@@ -170,12 +197,12 @@ export class IntegrationService {
       const { result } = await this.api.call<{ LICENSE_FAMILY?: string }>(integration, 'app.info');
       integration.licenseFamily = result.LICENSE_FAMILY ?? null;
     } catch (err) {
-      problems.push(`app.info failed: ${(err as Error).message}`);
+      problems.push(`Could not read the portal licence: ${describe(err)}`);
     }
     try {
       problems.push(...(await this.bindEvents(integration)));
     } catch (err) {
-      problems.push(`Could not bind Bitrix24 events: ${(err as Error).message}`);
+      problems.push(`Could not bind Bitrix24 events: ${describe(err)}`);
     }
     integration.lastError = problems.length ? problems.join(' ') : null;
     await this.integrations.update({ id: integration.id }, { licenseFamily: integration.licenseFamily, lastError: integration.lastError });
@@ -205,6 +232,11 @@ export class IntegrationService {
     if (!ours.length) return;
     await this.api.batch(integration, Object.fromEntries(ours.map((b, i) => [`u${i}`, ['event.unbind', { event: b.event, handler: b.handler }]])));
   }
+}
+
+/** Our own errors carry sentences fit for /info; anything else is reduced to a generic one. */
+function describe(err: unknown): string {
+  return err instanceof AppError ? err.message : 'Bitrix24 sent an unexpected answer.';
 }
 
 function sameOrigin(endpoint: string | undefined, origin: string): boolean {

@@ -45,18 +45,21 @@ export class SettingsService {
     this.publicUrl = config.get('app', { infer: true }).publicUrl;
   }
 
-  async get(companyId: number): Promise<SettingsDto> {
+  /** `employees`: the portal's list when the caller already has it (a save just validated against it). */
+  async get(companyId: number, employees?: Employee[]): Promise<SettingsDto> {
     const row = await this.row(companyId);
     const bindings = await this.bindings.find({ where: { companyId }, order: { sipPhone: 'ASC' } });
-    return this.toDto(row, bindings, await this.suggest(companyId, bindings));
+    return this.toDto(row, bindings, await this.suggest(companyId, bindings, employees));
   }
 
   async save(companyId: number, dto: SaveSettingsDto): Promise<SettingsDto> {
     const integration = await this.integrations.requireConnected(companyId);
-    await this.validateAgainstPortal(integration, dto);
+    const employees = await this.validateAgainstPortal(integration, dto);
+    await this.row(companyId);
 
     await this.dataSource.transaction(async (em) => {
-      const row = await this.row(companyId, em.getRepository(BitrixSettings));
+      // Saves of one company are serialised: bindings are replaced as a whole.
+      const row = await em.getRepository(BitrixSettings).findOneOrFail({ where: { companyId }, lock: { mode: 'pessimistic_write' } });
       const patch: Partial<BitrixSettings> = {};
       if (dto.pipeline_id !== undefined) patch.pipelineId = dto.pipeline_id;
       if (dto.crm_create !== undefined) patch.crmCreate = dto.crm_create;
@@ -81,11 +84,11 @@ export class SettingsService {
         }
       }
     });
-    return this.get(companyId);
+    return this.get(companyId, employees ?? undefined);
   }
 
   /** One-to-one bindings, active employees, an existing pipeline and lead source: all errors at once. */
-  private async validateAgainstPortal(integration: BitrixIntegration, dto: SaveSettingsDto): Promise<void> {
+  private async validateAgainstPortal(integration: BitrixIntegration, dto: SaveSettingsDto): Promise<Employee[] | null> {
     const errors: FieldErrors = {};
     const add = (field: string, message: string) => (errors[field] ??= []).push(message);
 
@@ -102,7 +105,7 @@ export class SettingsService {
     const userIds = [...(dto.bindings ?? []).map((b) => b.bitrix_user_id), ...(dto.default_bitrix_user_id ? [dto.default_bitrix_user_id] : [])];
     const needsCrm = (dto.pipeline_id !== undefined && dto.pipeline_id !== null) || (dto.crm_source !== undefined && dto.crm_source !== null);
     const [employees, crm] = await Promise.all([
-      userIds.length ? this.users.activeEmployees(integration) : Promise.resolve([] as Employee[]),
+      userIds.length ? this.users.activeEmployees(integration) : Promise.resolve(null),
       needsCrm
         ? this.api.batch(integration, {
             categories: ['crm.category.list', { entityTypeId: 2 }],
@@ -111,7 +114,7 @@ export class SettingsService {
         : Promise.resolve(null),
     ]);
 
-    const active = new Set(employees.map((e) => e.id));
+    const active = new Set((employees ?? []).map((e) => e.id));
     dto.bindings?.forEach((b, i) => {
       if (!active.has(b.bitrix_user_id)) add(`bindings.${i}.bitrix_user_id`, `Bitrix24 user ${b.bitrix_user_id} is not an active employee of the portal.`);
     });
@@ -129,6 +132,7 @@ export class SettingsService {
       if (!sources.some((s) => s.STATUS_ID === dto.crm_source)) add('crm_source', `Lead source ${dto.crm_source} does not exist in the portal.`);
     }
     if (Object.keys(errors).length) throw new AppError('VALIDATION_FAILED', 'The given data was invalid.', errors);
+    return employees;
   }
 
   private crmUnreadable(method: string, error: { error?: string; error_description?: string } | undefined): AppError {
@@ -136,15 +140,14 @@ export class SettingsService {
   }
 
   /** Active employees whose extension equals a known, unbound extension (and who are unbound themselves). */
-  private async suggest(companyId: number, bindings: Binding[]): Promise<BindingDto[]> {
+  private async suggest(companyId: number, bindings: Binding[], known?: Employee[]): Promise<BindingDto[]> {
     const boundPhones = new Set(bindings.map((b) => b.sipPhone));
     const boundUsers = new Set(bindings.map((b) => b.bitrixUserId));
     const candidates = (await this.extensions.findBy({ companyId })).filter((e) => !boundPhones.has(e.sipPhone));
     if (!candidates.length) return [];
     let employees: Employee[];
     try {
-      const integration = await this.integrations.requireConnected(companyId);
-      employees = await this.users.activeEmployees(integration);
+      employees = known ?? (await this.users.activeEmployees(await this.integrations.requireConnected(companyId)));
     } catch (err) {
       // Suggestions are a convenience: the settings still load when Bitrix24 cannot be asked.
       this.logger.warn({ companyId, err: (err as Error).message }, 'No binding suggestions');
@@ -159,17 +162,17 @@ export class SettingsService {
   }
 
   /** The company's row, created with defaults and a Smart Redirect key on first use. */
-  private async row(companyId: number, repo = this.settings): Promise<BitrixSettings> {
-    const existing = await repo.findOneBy({ companyId });
+  private async row(companyId: number): Promise<BitrixSettings> {
+    const existing = await this.settings.findOneBy({ companyId });
     if (existing) return existing;
     const key = randomSecret(24);
-    await repo
+    await this.settings
       .createQueryBuilder()
       .insert()
       .values({ companyId, ...DEFAULTS, smartRedirectKey: this.secrets.encrypt(key), smartRedirectKeyHash: sha256Hex(key) })
       .orIgnore()
       .execute();
-    return repo.findOneByOrFail({ companyId });
+    return this.settings.findOneByOrFail({ companyId });
   }
 
   private toDto(row: BitrixSettings, bindings: Binding[], suggested: BindingDto[]): SettingsDto {

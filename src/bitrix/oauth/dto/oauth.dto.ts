@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsNotEmpty, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { Present } from '../../../common/validators';
 
 export class CredentialsDto {
   /** The portal: `mycompany.bitrix24.uz` or `https://mycompany.bitrix24.uz/` (any case). */
@@ -18,11 +19,11 @@ export class ConnectDto {
   code: string;
 
   @ApiPropertyOptional({ description: 'The `state` returned with the code; when present it must be one this company was issued, unexpired and unused' })
-  @IsOptional() @IsString() @MaxLength(256)
+  @Present() @IsString() @MaxLength(256)
   state?: string;
 
   @ApiPropertyOptional({ example: 'oauth.bitrix.info', description: 'The redirect\'s `server_domain`: `oauth.bitrix.info` or `oauth.bitrix24.tech`' })
-  @IsOptional() @IsString() @MaxLength(255)
+  @Present() @IsString() @MaxLength(255)
   server_domain?: string;
 }
 

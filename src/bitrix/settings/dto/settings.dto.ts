@@ -1,14 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { Allow, ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsString, Matches, MaxLength, Min, ValidateIf, ValidateNested } from 'class-validator';
+import { Allow, ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsString, Matches, MaxLength, Min, ValidateNested } from 'class-validator';
+import { Given, Present } from '../../../common/validators';
 import type { CrmCreate, ShowCard } from '../bitrix-settings.entity';
 
 const CRM_CREATE = ['none', 'inbound', 'outbound', 'all'] as const;
 const SHOW_CARD = ['never', 'ringing', 'answered'] as const;
-/** Present in the body (even as null) — for fields that may not be null. */
-const present = (field: string) => ValidateIf((o: Record<string, unknown>) => o[field] !== undefined);
-/** Present and not null — for nullable fields. */
-const given = (field: string) => ValidateIf((o: Record<string, unknown>) => o[field] !== undefined && o[field] !== null);
 
 export class BindingDto {
   @ApiProperty({ example: '101', description: 'PBX operator extension' })
@@ -23,36 +20,36 @@ export class BindingDto {
 /** POST body: any subset of the settings; `bindings`, when sent, replaces the whole list. */
 export class SaveSettingsDto {
   @ApiPropertyOptional({ type: Number, nullable: true, description: 'Deal pipeline for new numbers; null = leads' })
-  @given('pipeline_id') @IsInt() @Min(0)
+  @Given() @IsInt() @Min(0)
   pipeline_id?: number | null;
 
   @ApiPropertyOptional({ enum: CRM_CREATE })
-  @present('crm_create') @IsIn(CRM_CREATE)
+  @Present() @IsIn(CRM_CREATE)
   crm_create?: CrmCreate;
 
   @ApiPropertyOptional({ type: String, nullable: true, example: 'CALL', description: 'Lead SOURCE_ID' })
-  @given('crm_source') @IsString() @MaxLength(100)
+  @Given() @IsString() @MaxLength(100)
   crm_source?: string | null;
 
   @ApiPropertyOptional({ enum: SHOW_CARD })
-  @present('show_card') @IsIn(SHOW_CARD)
+  @Present() @IsIn(SHOW_CARD)
   show_card?: ShowCard;
 
-  @ApiPropertyOptional() @present('attach_records') @IsBoolean()
+  @ApiPropertyOptional() @Present() @IsBoolean()
   attach_records?: boolean;
 
-  @ApiPropertyOptional() @present('missed_call_task') @IsBoolean()
+  @ApiPropertyOptional() @Present() @IsBoolean()
   missed_call_task?: boolean;
 
-  @ApiPropertyOptional() @present('smart_redirect') @IsBoolean()
+  @ApiPropertyOptional() @Present() @IsBoolean()
   smart_redirect?: boolean;
 
   @ApiPropertyOptional({ type: Number, nullable: true, description: 'Responsible when no binding matches' })
-  @given('default_bitrix_user_id') @IsInt() @Min(1)
+  @Given() @IsInt() @Min(1)
   default_bitrix_user_id?: number | null;
 
   @ApiPropertyOptional({ type: BindingDto, isArray: true })
-  @present('bindings') @IsArray() @ArrayMaxSize(2000) @ValidateNested({ each: true }) @Type(() => BindingDto)
+  @Present() @IsArray() @ArrayMaxSize(2000) @ValidateNested({ each: true }) @Type(() => BindingDto)
   bindings?: BindingDto[];
 
   /** Read-only: accepted so the SPA can send back what it got, and ignored. */
