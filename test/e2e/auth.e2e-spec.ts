@@ -54,6 +54,20 @@ describe('bearer authentication', () => {
     expect(res.body).toEqual(unauthenticated);
   });
 
+  it('takes the token only from the Authorization header, never from the URL or the body', async () => {
+    const { token } = await t.login();
+    expect((await t.http().get(`/me?access_token=${encodeURIComponent(token)}`).expect(401)).body).toEqual(unauthenticated);
+    expect((await t.http().post('/test-admin').send({ access_token: token }).expect(401)).body).toEqual(unauthenticated);
+  });
+
+  it.each([
+    ['an array in the query', (r: ReturnType<TestApp['http']>) => r.get('/me?access_token=a&access_token=b')],
+    ['an object in the body', (r: ReturnType<TestApp['http']>) => r.post('/test-admin').send({ access_token: {} })],
+    ['an array in the form body', (r: ReturnType<TestApp['http']>) => r.post('/test-admin').type('form').send('access_token[]=a&access_token[]=b')],
+  ])('answers a hostile token in %s with 401, not 500', async (_, send) => {
+    expect((await send(t.http()).expect(401)).body).toEqual(unauthenticated);
+  });
+
   it('refuses a known id with the wrong secret', async () => {
     const { tokenId } = await t.login();
     const res = await t.http().get('/me').set('Authorization', `Bearer ${tokenId}|wrongsecretwrongsecretwrongsecretwrongse`).expect(401);

@@ -77,6 +77,43 @@ describe('BitrixApiService behaviour seen through the API', () => {
     }
   });
 
+  it('survives a stray 401 from the portal: refreshes, retries, keeps the integration', async () => {
+    const portal = await emu.addPortal({ users: 2 });
+    const { t, admin } = await connected(portal);
+    try {
+      portal.faults.failNext('user.get', { status: 401, error: 'NO_AUTH_FOUND', error_description: 'Wrong authorization data' });
+      await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(200);
+      expect(refreshes(emu)).toHaveLength(1);
+      const info = (await t.http().get('/integration/bitrix/info').set(auth(admin.token))).body.result;
+      expect(info).toMatchObject({ status: 'connected', enabled: true });
+      // A portal that keeps refusing is an error for the request, never a lost refresh token.
+      portal.faults.failNext('user.get', { status: 401, error: 'NO_AUTH_FOUND', error_description: 'Wrong authorization data' }, 3);
+      const refused = await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(502);
+      expect(refused.body.message).toMatch(/NO_AUTH_FOUND/);
+      const [row] = await t.app.get(DataSource).query('SELECT status, refresh_token FROM bitrix_integrations');
+      expect(row.status).toBe('connected');
+      expect(row.refresh_token).not.toBeNull();
+      await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps tokens and answers 503 when Bitrix24 refuses this server\'s client credentials', async () => {
+    const portal = await emu.addPortal({ users: 2 });
+    const { t, admin } = await connected(portal);
+    try {
+      emu.faults.failNext('refresh_token', { status: 401, error: 'invalid_client', error_description: 'Invalid client' });
+      portal.expireAccessTokens();
+      const res = await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(503);
+      expect(res.body.message).toMatch(/BITRIX_CLIENT_ID/);
+      expect((await t.http().get('/integration/bitrix/info').set(auth(admin.token))).body.result.status).toBe('connected');
+      await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('moves to reauth_required when the refresh token is refused, and recovers on reconnect', async () => {
     const portal = await emu.addPortal({ users: 2 });
     const { t, admin } = await connected(portal);
@@ -133,6 +170,9 @@ describe('BitrixApiService behaviour seen through the API', () => {
     const portal = await emu.addPortal({ users: 2 });
     const { t, admin } = await connected(portal);
     try {
+      // A good answer first, so the last known operating_reset_at exists (and may be stale).
+      await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(200);
+      portal.requests.length = 0;
       portal.faults.failNext('user.get', { status: 429, error: 'OPERATION_TIME_LIMIT', error_description: 'Method is blocked due to operation time limit.' });
       const res = await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(502);
       expect(res.body.message).toMatch(/OPERATION_TIME_LIMIT/);

@@ -121,6 +121,25 @@ describe('Bitrix24 connection: connect → info → users → settings → disco
     await t.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
   });
 
+  it('forgets the application_token when the app was reinstalled, keeps it on a plain reconnect', async () => {
+    const admin = await t.login('admin');
+    expect((await connectPortal(t, admin.token, other)).res.status).toBe(200);
+    const db = t.app.get(DataSource);
+    const box = t.app.get(SecretBox);
+    await db.query('UPDATE bitrix_integrations SET application_token = $1 WHERE company_id = $2', [box.encrypt('learned-token'), admin.companyId]);
+    expect((await connectPortal(t, admin.token, other)).res.status).toBe(200);
+    const [kept] = await db.query('SELECT application_token FROM bitrix_integrations WHERE company_id = $1', [admin.companyId]);
+    expect(box.decrypt(kept.application_token)).toBe('learned-token');
+
+    other.revokeApp();
+    expect((await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token))).status).toBe(409);
+    other.reinstallApp();
+    expect((await connectPortal(t, admin.token, other)).res.status).toBe(200);
+    const [reset] = await db.query('SELECT application_token, status FROM bitrix_integrations WHERE company_id = $1', [admin.companyId]);
+    expect(reset).toEqual({ application_token: null, status: 'connected' });
+    await t.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
+  });
+
   it('lets a user-role token read but change nothing', async () => {
     const admin = await t.login('admin');
     const user = await t.login('user', admin.companyId);
@@ -147,10 +166,12 @@ describe('Bitrix24 connection: connect → info → users → settings → disco
     const admin = await t.login('admin');
     const stranger = await t.login('admin');
     expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
+    await t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send({ crm_create: 'all', bindings: [{ sip_phone: '301', bitrix_user_id: portal.users[0].ID }] }).expect(200);
     const info = await t.http().get('/integration/bitrix/info').set(auth(stranger.token)).expect(200);
     expect(info.body.result).toMatchObject({ enabled: false, status: 'disconnected', domain: null, member_id: null });
     await t.http().get('/integration/bitrix/bitrix-users').set(auth(stranger.token)).expect(409);
-    expect((await t.http().get('/integration/bitrix/settings').set(auth(stranger.token)).expect(200)).body.result.bindings).toEqual([]);
+    const theirs = (await t.http().get('/integration/bitrix/settings').set(auth(stranger.token)).expect(200)).body.result;
+    expect(theirs).toMatchObject({ crm_create: 'none', bindings: [] });
     await t.http().delete('/integration/bitrix/disconnect').set(auth(stranger.token)).expect(409);
     // The portal is taken: another company cannot connect it too.
     const { res } = await connectPortal(t, stranger.token, portal);

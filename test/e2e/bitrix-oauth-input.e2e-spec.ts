@@ -83,6 +83,10 @@ describe('Bitrix24 connect: bad input', () => {
   });
 
   it.each([
+    [{ domain: 'mycompany.bitrix24.uz', code: 'x', state: null }, ['state']],
+    [{ domain: 'mycompany.bitrix24.uz', code: 'x', server_domain: null }, ['server_domain']],
+    [{ domain: `${'a'.repeat(240)}.bitrix24.uz`, code: 'x' }, ['domain']],
+    [{ domain: `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(40)}.bitrix24.uz`, code: 'x' }, ['domain']],
     [{ domain: 'mycompany.bitrix24.uz' }, ['code']],
     [{ domain: 'mycompany.bitrix24.uz', code: '' }, ['code']],
     [{ domain: 'mycompany.bitrix24.uz', code: 'x', state: 7 }, ['state']],
@@ -183,10 +187,28 @@ describe('Bitrix24 connect: bad input', () => {
     }
   });
 
-  it('never writes an integration row for a refused connect', async () => {
-    expect(await integrationRows()).toBeGreaterThanOrEqual(0);
+  it('writes no integration row for any refused connect', async () => {
+    const rows = await integrationRows();
     const company = await t.login('admin');
-    await t.http().post('/integration/bitrix/oauth').set(auth(company.token)).send({ domain: portal.origin, code: 'bogus' }).expect(422);
-    expect(await t.app.get(DataSource).query('SELECT 1 FROM bitrix_integrations WHERE company_id = $1', [company.companyId])).toEqual([]);
+    const refused = [
+      { domain: portal.origin, code: 'bogus' },
+      { domain: portal.origin, code: portalB.authorize().code },
+      { domain: portal.origin, code: portal.authorize().code, state: 'forged' },
+      { domain: '169.254.169.254', code: portal.authorize().code },
+    ];
+    for (const body of refused) await t.http().post('/integration/bitrix/oauth').set(auth(company.token)).send(body).expect(422);
+    expect(await integrationRows()).toBe(rows);
+  });
+
+  it('connects once when two admins of a company post codes at the same moment', async () => {
+    const company = await t.login('admin');
+    const colleague = await t.login('admin', company.companyId);
+    const results = await Promise.all(
+      [company, colleague].map((a) => t.http().post('/integration/bitrix/oauth').set(auth(a.token)).send({ domain: portal.origin, code: portal.authorize().code })),
+    );
+    expect(results.map((r) => r.status)).toEqual([200, 200]);
+    const rows = await t.app.get(DataSource).query('SELECT status FROM bitrix_integrations WHERE company_id = $1', [company.companyId]);
+    expect(rows).toEqual([{ status: 'connected' }]);
+    await t.http().delete('/integration/bitrix/disconnect').set(auth(company.token)).expect(200);
   });
 });

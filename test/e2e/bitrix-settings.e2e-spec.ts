@@ -120,6 +120,18 @@ describe('Bitrix24 settings', () => {
     expect(bound.body.result.suggested_bindings).toEqual([]);
   });
 
+  it('serialises concurrent saves: every one succeeds and the last word wins whole', async () => {
+    const variants = [
+      [{ sip_phone: '101', bitrix_user_id: 1 }, { sip_phone: '102', bitrix_user_id: 2 }],
+      [{ sip_phone: '102', bitrix_user_id: 1 }, { sip_phone: '101', bitrix_user_id: 2 }],
+      [{ sip_phone: '103', bitrix_user_id: 3 }],
+    ];
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => save({ bindings: variants[i % 3] })));
+    expect(results.map((r) => r.status)).toEqual(Array(6).fill(200));
+    const final = (await current()).bindings;
+    expect(variants.map((v) => JSON.stringify([...v].sort((a, b) => a.sip_phone.localeCompare(b.sip_phone))))).toContain(JSON.stringify(final));
+  });
+
   it('refuses to save while not connected (409) and still shows the settings', async () => {
     const other = await t.login('admin');
     const res = await t.http().post('/integration/bitrix/settings').set(auth(other.token)).send({ crm_create: 'all' }).expect(409);

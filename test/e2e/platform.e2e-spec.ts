@@ -35,6 +35,10 @@ describe('platform routes', () => {
     expect(res.body).toMatchObject({ status: 'ok', info: { database: { status: 'up' } }, error: {}, details: { database: { status: 'up' } } });
   });
 
+  it('serves no other documentation route (the public set is exact)', async () => {
+    await t.http().get('/docs-yaml').expect(404);
+  });
+
   it('serves Swagger UI at /docs without a token', async () => {
     const res = await t.http().get('/docs').redirects(1).expect(200);
     expect(res.text).toContain('swagger-ui');

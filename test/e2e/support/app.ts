@@ -19,6 +19,8 @@ export const TEST_APP_KEY = Buffer.alloc(32, 7).toString('base64');
 
 export interface TestApp {
   app: NestExpressApplication;
+  /** Every log line the app wrote (only with `captureLogs`). */
+  logs: string[];
   http: () => ReturnType<typeof request>;
   databaseUrl: string;
   /** Creates a company with a user of the given role and returns a working token. */
@@ -30,20 +32,21 @@ export interface TestApp {
  * The real application (real pipes, guards, filter, migrations) on its own database copy.
  * `controllers` lets a spec mount extra routes to exercise shared mechanisms (guards, envelope).
  */
-export async function createTestApp(options: { env?: Env; controllers?: Type[]; databaseUrl?: string } = {}): Promise<TestApp> {
+export async function createTestApp(options: { env?: Env; controllers?: Type[]; databaseUrl?: string; captureLogs?: boolean } = {}): Promise<TestApp> {
   // A second instance on the same database (as two service replicas would be) neither creates nor drops it.
   const database = options.databaseUrl ? { url: options.databaseUrl, drop: () => Promise.resolve() } : await createTestDatabase();
   const config = loadConfig({
     DATA_DIR: mkdtempSync(join(tmpdir(), 'utel-bitrix24-data-')),
     APP_KEY: TEST_APP_KEY,
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: options.captureLogs ? 'debug' : 'silent',
     ...options.env,
   });
+  const logs: string[] = [];
   @Module({ imports: [DiscoveryModule], controllers: options.controllers ?? [] })
   class ExtraRoutesModule {}
 
   const moduleRef = await Test.createTestingModule({
-    imports: [AppModule.forRoot({ config, databaseUrl: database.url }), ExtraRoutesModule],
+    imports: [AppModule.forRoot({ config, databaseUrl: database.url, logDestination: { write: (line: string) => logs.push(line) } }), ExtraRoutesModule],
   }).compile();
   const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false });
   configureApp(app);
@@ -54,6 +57,7 @@ export async function createTestApp(options: { env?: Env; controllers?: Type[]; 
   const accounts = app.get(AccountsService);
   return {
     app,
+    logs,
     databaseUrl: database.url,
     http: () => request(app.getHttpServer()),
     async login(role: Role = 'admin', companyId?: number) {
