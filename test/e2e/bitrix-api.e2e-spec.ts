@@ -152,6 +152,21 @@ describe('BitrixApiService behaviour seen through the API', () => {
     }
   });
 
+  it('shares one rate-limit bucket per portal between service instances', async () => {
+    const portal = await emu.addPortal({ users: 2 });
+    const { t, admin } = await connected(portal);
+    const t2 = await createTestApp({ env: { ...bitrixEnv(emu, [portal]), BITRIX_RATE_LIMIT: '20/10' }, databaseUrl: t.databaseUrl });
+    try {
+      // Each instance alone would let 9 through at once; together they must stay under the portal's 10.
+      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? t : t2).http().get('/integration/bitrix/bitrix-users').set(auth(admin.token))));
+      expect(results.map((r) => r.status)).toEqual(Array(30).fill(200));
+      expect(portal.stats.queryLimitExceeded).toBe(0);
+    } finally {
+      await t2.close();
+      await t.close();
+    }
+  });
+
   it('backs off and retries when Bitrix24 still answers QUERY_LIMIT_EXCEEDED', async () => {
     const portal = await emu.addPortal({ users: 2 });
     const { t, admin } = await connected(portal);
