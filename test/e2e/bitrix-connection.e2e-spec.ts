@@ -140,6 +140,14 @@ describe('Bitrix24 connection: connect → info → users → settings → disco
     await t.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
   });
 
+  it('remembers the Bitrix24 user who approved the connection as its owner', async () => {
+    const admin = await t.login('admin');
+    expect((await connectPortal(t, admin.token, other, { userId: 2 })).res.status).toBe(200);
+    const [row] = await t.app.get(DataSource).query('SELECT owner_bitrix_user_id FROM bitrix_integrations WHERE company_id = $1', [admin.companyId]);
+    expect(row.owner_bitrix_user_id).toBe(2);
+    await t.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
+  });
+
   it('lets a user-role token read but change nothing', async () => {
     const admin = await t.login('admin');
     const user = await t.login('user', admin.companyId);

@@ -190,7 +190,7 @@ export class IntegrationService {
     });
   }
 
-  /** Licence (for the rate limit) and event bindings; failures are recorded in last_error, not fatal. */
+  /** Licence (for the rate limit), owner, and event bindings; failures are recorded in last_error, not fatal. */
   private async afterConnect(integration: BitrixIntegration): Promise<void> {
     const problems: string[] = [];
     try {
@@ -199,13 +199,26 @@ export class IntegrationService {
     } catch (err) {
       problems.push(`Could not read the portal licence: ${describe(err)}`);
     }
+    if (integration.ownerBitrixUserId === null) {
+      // The token answer normally names the approving user; when it does not, ask who the token is.
+      try {
+        const { result } = await this.api.call<{ ID?: string | number }>(integration, 'profile');
+        const id = Number(result.ID);
+        integration.ownerBitrixUserId = Number.isSafeInteger(id) && id > 0 ? id : null;
+      } catch (err) {
+        problems.push(`Could not read who approved the connection: ${describe(err)}`);
+      }
+    }
     try {
       problems.push(...(await this.bindEvents(integration)));
     } catch (err) {
       problems.push(`Could not bind Bitrix24 events: ${describe(err)}`);
     }
     integration.lastError = problems.length ? problems.join(' ') : null;
-    await this.integrations.update({ id: integration.id }, { licenseFamily: integration.licenseFamily, lastError: integration.lastError });
+    await this.integrations.update(
+      { id: integration.id },
+      { licenseFamily: integration.licenseFamily, ownerBitrixUserId: integration.ownerBitrixUserId, lastError: integration.lastError },
+    );
   }
 
   /** Binds each event to our handler; removes bindings of ours that carry an old key. Returns problems. */
