@@ -118,13 +118,14 @@ export class IntegrationService {
   }
 
   private async consumeState(companyId: number, state: string, origin: string): Promise<void> {
-    const rows: { domain: string }[][] | { domain: string }[] = await this.dataSource.query(
-      `UPDATE bitrix_oauth_states SET used_at = now()
-        WHERE state_hash = $1 AND company_id = $2 AND used_at IS NULL AND expires_at > now()
-        RETURNING domain`,
-      [sha256Hex(state), companyId],
-    );
-    const issued = (Array.isArray(rows[0]) ? rows[0] : rows) as { domain: string }[];
+    const result = await this.states
+      .createQueryBuilder()
+      .update()
+      .set({ usedAt: () => 'now()' })
+      .where('state_hash = :hash AND company_id = :companyId AND used_at IS NULL AND expires_at > now()', { hash: sha256Hex(state), companyId })
+      .returning(['domain'])
+      .execute();
+    const issued = result.raw as { domain: string }[];
     if (!issued.length) throw AppError.validation('state', 'The state is unknown, expired or already used: start the connection again.');
     if (issued[0].domain !== origin) throw AppError.validation('state', 'The state was issued for another portal.');
   }
