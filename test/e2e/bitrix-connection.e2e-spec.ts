@@ -110,7 +110,11 @@ describe('Bitrix24 connection: connect → info → users → settings → disco
     const access = box.decrypt(row.access_token);
     const refresh = box.decrypt(row.refresh_token);
     const key = box.decrypt(row.handler_key);
-    const dump = JSON.stringify(await t.app.get(DataSource).query('SELECT * FROM bitrix_integrations'));
+    // Every row of every table, as a dump would hold it.
+    const db = t.app.get(DataSource);
+    const tables: { table_name: string }[] = await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`);
+    expect(tables.map((r) => r.table_name)).toEqual(expect.arrayContaining(['bitrix_integrations', 'bitrix_oauth_states', 'bitrix_settings']));
+    const dump = JSON.stringify(await Promise.all(tables.map((r) => db.query(`SELECT * FROM "${r.table_name}"`))));
     for (const secret of [access, refresh, key]) {
       expect(secret.length).toBeGreaterThan(20);
       expect(dump).not.toContain(secret);
