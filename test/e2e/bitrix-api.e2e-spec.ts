@@ -38,6 +38,10 @@ describe('BitrixApiService behaviour seen through the API', () => {
       // The rotated pair was stored: the next call needs no refresh.
       await t.http().get('/integration/bitrix/bitrix-users').set(auth(admin.token)).expect(200);
       expect(refreshes(emu)).toHaveLength(1);
+      // The on-call view: latency per method and the error codes Bitrix24 answered.
+      const metrics = (await t.http().get('/metrics').expect(200)).text;
+      expect(metrics).toMatch(/bitrix_request_duration_seconds_count\{method="user.get",outcome="ok"\} [1-9]/);
+      expect(metrics).toMatch(/bitrix_request_errors_total\{method="user.get",code="expired_token"\} 1/);
     } finally {
       await t.close();
     }
