@@ -20,6 +20,8 @@ module.exports = {
       testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/e2e/global-setup.ts',
       globalTeardown: '<rootDir>/test/e2e/global-teardown.ts',
+      // Each spec boots a real application on its own database copy; give hooks room on a busy machine.
+      testTimeout: 30_000,
     },
   ],
 };
