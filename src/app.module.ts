@@ -1,7 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AuthModule } from './auth/auth.module';
@@ -11,7 +9,7 @@ import { EnvelopeInterceptor } from './common/envelope.interceptor';
 import { AllExceptionsFilter } from './common/exception.filter';
 import { loggerOptions } from './common/logger.options';
 import type { Config } from './config/config';
-import { dataSourceOptions } from './database/schema';
+import { coreImports } from './core-imports';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 
@@ -30,9 +28,8 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, skipProcessEnv: true, load: [() => ({ ...config })] }),
+        ...coreImports(config, databaseUrl),
         LoggerModule.forRoot(loggerOptions(config.app.logLevel, logDestination)),
-        TypeOrmModule.forRoot(dataSourceOptions(databaseUrl)),
         CommonModule,
         AuthModule,
         BitrixModule,

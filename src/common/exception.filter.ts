@@ -5,7 +5,7 @@ import { AppError, type FieldErrors } from './app-error';
 import { RAW_RESPONSE } from './decorators';
 import { failure } from './envelope';
 
-/** Messages for statuses raised by the framework itself, whose own texts name internals. */
+/** Messages for the HttpExceptions the framework raises (our own errors are AppErrors); its texts name internals. */
 const DEFAULT_MESSAGES: Partial<Record<number, string>> = {
   400: 'The request is malformed.',
   401: 'Unauthenticated.',
@@ -54,7 +54,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       return { status: exception.status, message: exception.message, errors: exception.errors };
     }
     // The express adapter wraps body-parser's errors (bad JSON, too large) in an HttpException.
-    const parserError = isBodyParserError(exception) ? exception : exception instanceof HttpException && isBodyParserError(exception.cause) ? exception.cause : null;
+    const parserError = exception instanceof HttpException && isBodyParserError(exception.cause) ? exception.cause : null;
     if (parserError) {
       const status = parserError.status;
       const message =
@@ -67,18 +67,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
-      return { status, message: this.httpMessage(exception, status) };
+      return { status, message: DEFAULT_MESSAGES[status] ?? (status >= 500 ? 'Internal server error.' : 'The request could not be processed.') };
     }
     this.logger.error({ err: exception, reqId: request.id }, 'Unhandled error');
     return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: `Internal server error. Request id: ${request.id ?? 'unknown'}.` };
-  }
-
-  /** Our own HttpExceptions carry a sentence worth showing; framework ones get the default text. */
-  private httpMessage(exception: HttpException, status: number): string {
-    const body = exception.getResponse();
-    const own = typeof body === 'string' ? body : typeof (body as { message?: unknown }).message === 'string' ? (body as { message: string }).message : null;
-    if (own && /[.!?]$/.test(own) && !/^Cannot (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)/.test(own)) return own;
-    return DEFAULT_MESSAGES[status] ?? (status >= 500 ? 'Internal server error.' : 'The request could not be processed.');
   }
 
   private isRawRoute(host: ArgumentsHost): boolean {

@@ -12,7 +12,7 @@ const REDACT_PATHS = [
 ];
 
 /** Query parameters and path segments that carry credentials (handler keys, OAuth codes, Smart Redirect keys). */
-export function redactUrl(url: string): string {
+function redactUrl(url: string): string {
   return url
     .replace(/([?&](?:key|code|auth|access_token|refresh_token|token|client_secret|application_token)=)[^&#]*/gi, '$1[redacted]')
     .replace(/(\/smart-redirect\/)[^/?#]+/i, '$1[redacted]');
@@ -22,7 +22,7 @@ export function redactUrl(url: string): string {
  * Errors are logged as name, message, code and stack (and the same of their cause) only: HTTP
  * client errors carry the request they failed on, body and credentials included.
  */
-export function serializeError(err: unknown, depth = 0): unknown {
+function serializeError(err: unknown, depth = 0): unknown {
   if (!(err instanceof Error)) return err;
   const { code } = err as { code?: unknown };
   return {

@@ -52,7 +52,7 @@ export class OriginAllowList {
 }
 
 /** Parses `scheme://host[:port]` with nothing after it (a single trailing slash is tolerated). */
-export function parseStrictOrigin(value: string): URL | null {
+function parseStrictOrigin(value: string): URL | null {
   let url: URL;
   try {
     url = new URL(value);

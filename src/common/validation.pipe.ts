@@ -15,7 +15,7 @@ export function createValidationPipe(): ValidationPipe {
   });
 }
 
-export function flattenValidationErrors(errors: ValidationError[], prefix = ''): FieldErrors {
+function flattenValidationErrors(errors: ValidationError[], prefix = ''): FieldErrors {
   const out: FieldErrors = {};
   for (const error of errors) {
     const path = prefix ? `${prefix}.${error.property}` : error.property;

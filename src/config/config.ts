@@ -12,7 +12,7 @@ export interface Config {
 }
 
 /** The one place that reads the process environment. */
-export function processEnv(): Env {
+function processEnv(): Env {
   return process.env;
 }
 

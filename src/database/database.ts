@@ -1,5 +1,5 @@
 import type { Config } from '../config/config';
-import { startEmbeddedPostgres } from './embedded-postgres';
+import { startEmbeddedPostgres, type EmbeddedPostgresOptions } from './embedded-postgres';
 
 export interface Database {
   url: string;
@@ -7,12 +7,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export type DatabaseLog = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
-
 /** DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started, or reused if running). */
-export async function openDatabase(config: Config, log: DatabaseLog, options: { detached?: boolean } = {}): Promise<Database> {
+export async function openDatabase(config: Config, log: EmbeddedPostgresOptions['log'], options: { detached?: boolean } = {}): Promise<Database> {
   if (config.database.url) return { url: config.database.url, close: () => Promise.resolve() };
   const pg = await startEmbeddedPostgres({ dataDir: config.app.dataDir, database: 'app', log, detached: options.detached });
-  log('info', pg.owned ? `Embedded PostgreSQL started on port ${pg.port}` : `Reusing the embedded PostgreSQL already running on port ${pg.port}`);
   return { url: pg.url, close: () => pg.stop() };
 }

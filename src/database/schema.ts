@@ -11,8 +11,8 @@ import { Accounts1764640000000 } from './migrations/1764640000000-accounts';
 import { BitrixConnection1764650000000 } from './migrations/1764650000000-bitrix-connection';
 
 /** Every entity and migration, listed explicitly (TypeORM globs break under bundling and Jest). */
-export const ENTITIES = [Company, User, PersonalAccessToken, BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension];
-export const MIGRATIONS = [Accounts1764640000000, BitrixConnection1764650000000];
+const ENTITIES = [Company, User, PersonalAccessToken, BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension];
+const MIGRATIONS = [Accounts1764640000000, BitrixConnection1764650000000];
 
 /** The one set of TypeORM options, shared by the app, the CLI data source and the tests. */
 export function dataSourceOptions(url: string): DataSourceOptions {
