@@ -66,6 +66,13 @@ export class BitrixIntegration {
   @Column({ name: 'last_error', type: 'text', nullable: true })
   lastError: string | null;
 
+  /** The instance refreshing the tokens right now, and until when (a lease instead of a row lock held across the OAuth request). */
+  @Column({ name: 'refresh_lease_owner', type: 'varchar', length: 64, nullable: true })
+  refreshLeaseOwner: string | null;
+
+  @Column({ name: 'refresh_lease_until', type: 'timestamptz', nullable: true })
+  refreshLeaseUntil: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 

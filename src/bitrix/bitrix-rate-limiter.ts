@@ -6,16 +6,17 @@ import type { RateLimit } from '../config/bitrix.config';
 
 const STANDARD: RateLimit = { rate: 2, burst: 50 };
 const ENTERPRISE: RateLimit = { rate: 5, burst: 250 };
-/** The longest a caller waits for a slot before the request is given up as "Bitrix24 busy". */
-const MAX_WAIT_MS = 60_000;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Who is asking: a ringing card or a person waiting on an endpoint, or background sync work. */
+export type Lane = 'priority' | 'background';
 
 /**
  * Bitrix24's own leaky bucket, mirrored in PostgreSQL so that every instance of the service
- * shares one count per portal: each request adds 1, the level drains at `rate` per second, and a
- * request waits while it would push the level past our burst. Our burst keeps a margin below
- * Bitrix24's because its count also includes requests in flight and its clock is not ours.
+ * shares one count per portal: each request adds 1, the level drains at `rate` per second. Our
+ * burst keeps a margin below Bitrix24's (its count includes requests in flight and its clock is
+ * not ours), and background work stops short of it by a reserve, so a ringing call or a person
+ * waiting on an endpoint always finds a free slot at once. Methods paused by OPERATION_TIME_LIMIT
+ * live here too, so that every instance respects the pause.
  */
 @Injectable()
 export class BitrixRateLimiter {
@@ -32,28 +33,38 @@ export class BitrixRateLimiter {
     return this.override ?? (licenseFamily === 'ent' ? ENTERPRISE : STANDARD);
   }
 
-  /** Waits until the portal's bucket has room for one more request, then takes it. */
-  async acquire(memberId: string, limit: RateLimit): Promise<void> {
-    const burst = Math.max(1, limit.burst - Math.max(1, Math.ceil(limit.burst * 0.1)));
-    const deadline = Date.now() + MAX_WAIT_MS;
-    for (;;) {
-      const taken: unknown[] = await this.dataSource.query(
-        `WITH now AS (SELECT clock_timestamp() AS t)
-         INSERT INTO bitrix_rate_buckets AS b (member_id, level, updated_at)
-         VALUES ($1, 1, (SELECT t FROM now))
-         ON CONFLICT (member_id) DO UPDATE
-           SET level = GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1,
-               updated_at = (SELECT t FROM now)
-           WHERE GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1 <= $3
-             AND (b.blocked_until IS NULL OR b.blocked_until <= (SELECT t FROM now))
-         RETURNING b.level`,
-        [memberId, limit.rate, burst],
-      );
-      if (taken.length) return;
-      const waitMs = await this.waitMs(memberId, limit.rate, burst);
-      if (Date.now() + waitMs > deadline) throw new RateLimitWaitExceeded(memberId);
-      await sleep(waitMs);
-    }
+  /** The levels a lane may fill the bucket to. */
+  static caps(limit: RateLimit): Record<Lane, number> {
+    const priority = Math.max(1, limit.burst - Math.max(2, Math.ceil(limit.burst * 0.1)));
+    const reserve = Math.max(2, Math.ceil(limit.burst * 0.1));
+    return { priority, background: Math.max(1, priority - reserve) };
+  }
+
+  /** Takes a slot if the lane has room now: 0. Otherwise nothing is taken and the answer is how long to wait (ms). */
+  async tryAcquire(memberId: string, limit: RateLimit, lane: Lane): Promise<number> {
+    const cap = BitrixRateLimiter.caps(limit)[lane];
+    const taken: unknown[] = await this.dataSource.query(
+      `WITH now AS (SELECT clock_timestamp() AS t)
+       INSERT INTO bitrix_rate_buckets AS b (member_id, level, updated_at)
+       VALUES ($1, 1, (SELECT t FROM now))
+       ON CONFLICT (member_id) DO UPDATE
+         SET level = GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1,
+             updated_at = (SELECT t FROM now)
+         WHERE GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1 <= $3
+           AND (b.blocked_until IS NULL OR b.blocked_until <= (SELECT t FROM now))
+       RETURNING b.level`,
+      [memberId, limit.rate, cap],
+    );
+    if (taken.length) return 0;
+    const [row] = await this.dataSource.query<{ level: number; blocked: number | null }[]>(
+      `SELECT GREATEST(0, level - $2 * EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) AS level,
+              GREATEST(0, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())) AS blocked
+         FROM bitrix_rate_buckets WHERE member_id = $1`,
+      [memberId, limit.rate],
+    );
+    if (!row) return 10;
+    const drainSeconds = Math.max(0, (Number(row.level) + 1 - cap) / limit.rate);
+    return Math.max(10, Math.ceil(Math.max(drainSeconds, Number(row.blocked ?? 0)) * 1000) + 5);
   }
 
   /** After Bitrix24 said QUERY_LIMIT_EXCEEDED: treat the bucket as full and pause the portal. */
@@ -66,21 +77,20 @@ export class BitrixRateLimiter {
     );
   }
 
-  private async waitMs(memberId: string, rate: number, burst: number): Promise<number> {
-    const [row] = await this.dataSource.query<{ level: number; blocked: number | null }[]>(
-      `SELECT GREATEST(0, level - $2 * EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) AS level,
-              GREATEST(0, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())) AS blocked
-         FROM bitrix_rate_buckets WHERE member_id = $1`,
-      [memberId, rate],
+  /** Methods of the portal still paused by OPERATION_TIME_LIMIT, with the time (ms) each is paused until. */
+  async pausedMethods(memberId: string): Promise<Map<string, number>> {
+    const rows = await this.dataSource.query<{ method: string; until: Date }[]>(
+      `SELECT method, until FROM bitrix_method_pauses WHERE member_id = $1 AND until > clock_timestamp()`,
+      [memberId],
     );
-    if (!row) return 0;
-    const drainSeconds = Math.max(0, (Number(row.level) + 1 - burst) / rate);
-    return Math.max(10, Math.ceil(Math.max(drainSeconds, Number(row.blocked ?? 0)) * 1000) + 5);
+    return new Map(rows.map((r) => [r.method, new Date(r.until).getTime()]));
   }
-}
 
-export class RateLimitWaitExceeded extends Error {
-  constructor(readonly memberId: string) {
-    super(`Bitrix24 portal ${memberId} is rate-limited for longer than ${MAX_WAIT_MS / 1000} s`);
+  async pauseMethod(memberId: string, method: string, untilMs: number): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO bitrix_method_pauses (member_id, method, until) VALUES ($1, $2, $3)
+       ON CONFLICT (member_id, method) DO UPDATE SET until = GREATEST(bitrix_method_pauses.until, EXCLUDED.until)`,
+      [memberId, method.toLowerCase(), new Date(untilMs)],
+    );
   }
 }
