@@ -251,6 +251,37 @@ export class BitrixApiService {
     return { kind: 'done', value: outcomes };
   }
 
+  /**
+   * The second half of attachRecord's `uploadUrl` flow: the file as multipart field `fieldName`.
+   * The URL must be on the portal itself (it carries the access token, so it goes nowhere else).
+   */
+  async uploadFile(integration: BitrixIntegration, uploadUrl: string, fieldName: string, filename: string, content: Buffer, options: AttemptOptions = {}): Promise<Outcome<unknown>> {
+    let target: URL;
+    try {
+      target = new URL(uploadUrl);
+    } catch {
+      return this.permanent(integration, 'upload', { error: 'BAD_UPLOAD_URL', error_description: 'Bitrix24 sent an invalid uploadUrl' });
+    }
+    if (target.origin !== integration.domain) return this.permanent(integration, 'upload', { error: 'BAD_UPLOAD_URL', error_description: 'the uploadUrl is not on the portal' });
+    const wait = await this.limiter.tryAcquire(integration.memberId, this.limiter.limitFor(integration.licenseFamily), options.lane ?? 'background');
+    if (wait > 0) return { kind: 'retry', afterMs: wait, reason: 'rate_limit', message: `Bitrix24 portal ${integration.domain} is at its request rate limit`, sent: false };
+    const form = new FormData();
+    form.append(fieldName, new Blob([new Uint8Array(content)]), filename);
+    let res: RawResponse;
+    try {
+      res = await this.post(target.toString(), form, REST_TIMEOUT_MS * 3, 'upload', options.signal);
+    } catch (err) {
+      this.logger.warn({ memberId: integration.memberId, err: transportError(err).message }, 'Bitrix24 did not answer an upload');
+      return { kind: 'retry', afterMs: jitter(5_000), reason: 'transient', message: `Bitrix24 portal ${integration.domain} did not answer the upload`, sent: true };
+    }
+    const body = res.data;
+    if (res.status < 300 && !(isObject(body) && 'error' in body)) return { kind: 'done', value: isObject(body) ? body.result : body };
+    const error: RestFailure = isObject(body) && typeof body.error === 'string' ? { error: body.error, error_description: typeof body.error_description === 'string' ? body.error_description : '' } : { error: `HTTP_${res.status}`, error_description: '' };
+    this.errors.inc({ method: 'upload', code: error.error || 'EMPTY' });
+    if (res.status >= 500 || retryableCommand(error)) return { kind: 'retry', afterMs: jitter(5_000), reason: 'transient', message: `Bitrix24 failed the upload (${error.error})`, sent: true };
+    return this.permanent(integration, 'upload', error, res.status);
+  }
+
   /** Calls one REST method for an interactive endpoint. */
   async call<T>(integration: BitrixIntegration, method: string, params: object = {}): Promise<RestSuccess<T>> {
     return this.interactive(integration, method, () => this.attempt<T>(integration, method, params, { lane: 'priority' }));

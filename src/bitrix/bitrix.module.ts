@@ -4,6 +4,12 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { BitrixApiService } from './bitrix-api.service';
 import { BitrixIntegration } from './bitrix-integration.entity';
 import { BitrixRateLimiter } from './bitrix-rate-limiter';
+import { Call } from './calls/call.entity';
+import { CallSyncService } from './calls/call-sync.service';
+import { CallsController } from './calls/calls.controller';
+import { CallsService } from './calls/calls.service';
+import { CheckService } from './calls/check.service';
+import { RecordingFetcher } from '../pbx/recording-fetcher';
 import { IntegrationService } from './oauth/integration.service';
 import { OAuthController } from './oauth/oauth.controller';
 import { OAuthState } from './oauth/oauth-state.entity';
@@ -15,11 +21,11 @@ import { SettingsService } from './settings/settings.service';
 import { BitrixUsersService } from './users/bitrix-users.service';
 import { UsersController } from './users/users.controller';
 
-/** The Bitrix24 side: connection (OAuth), settings, employees, and the one Bitrix24 client. */
+/** The Bitrix24 side: connection (OAuth), settings, employees, call sync, and the one Bitrix24 client. */
 @Module({
-  imports: [HttpModule, TypeOrmModule.forFeature([BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension])],
-  controllers: [OAuthController, SettingsController, UsersController],
-  providers: [BitrixApiService, BitrixRateLimiter, IntegrationService, SettingsService, BitrixUsersService],
-  exports: [BitrixApiService, IntegrationService],
+  imports: [HttpModule, TypeOrmModule.forFeature([BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Call])],
+  controllers: [OAuthController, SettingsController, UsersController, CallsController],
+  providers: [BitrixApiService, BitrixRateLimiter, IntegrationService, SettingsService, BitrixUsersService, CallSyncService, CallsService, CheckService, RecordingFetcher],
+  exports: [BitrixApiService, IntegrationService, CallSyncService],
 })
 export class BitrixModule {}

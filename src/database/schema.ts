@@ -8,13 +8,14 @@ import { Binding } from '../bitrix/settings/binding.entity';
 import { BitrixSettings } from '../bitrix/settings/bitrix-settings.entity';
 import { KnownExtension } from '../bitrix/settings/known-extension.entity';
 import { Originate } from '../bitrix/originate/originate.entity';
+import { Call } from '../bitrix/calls/call.entity';
 import { Accounts1764640000000 } from './migrations/1764640000000-accounts';
 import { BitrixConnection1764650000000 } from './migrations/1764650000000-bitrix-connection';
 import { Originates1764660000000 } from './migrations/1764660000000-originates';
 import { CallSync1764700000000 } from './migrations/1764700000000-call-sync';
 
 /** Every entity and migration, listed explicitly (TypeORM globs break under bundling and Jest). */
-const ENTITIES = [Company, User, PersonalAccessToken, BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Originate];
+const ENTITIES = [Company, User, PersonalAccessToken, BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Originate, Call];
 const MIGRATIONS = [Accounts1764640000000, BitrixConnection1764650000000, Originates1764660000000, CallSync1764700000000];
 
 /** The one set of TypeORM options, shared by the app, the CLI data source and the tests. */
@@ -27,6 +28,6 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     migrationsRun: true,
     migrationsTransactionMode: 'each',
     synchronize: false,
-    extra: { max: 10, application_name: 'utel-bitrix24' },
+    extra: { max: 20, application_name: 'utel-bitrix24' },
   };
 }

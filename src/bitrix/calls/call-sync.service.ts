@@ -1,0 +1,536 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Counter, Gauge } from 'prom-client';
+import { DataSource, type EntityManager } from 'typeorm';
+import { MetricsService } from '../../metrics/metrics.service';
+import { RecordingFetcher } from '../../pbx/recording-fetcher';
+import { BATCH_LIMIT, BitrixApiService, errorKey, type BatchCommands, type CommandOutcome, type Outcome } from '../bitrix-api.service';
+import { BitrixIntegration } from '../bitrix-integration.entity';
+import { marker, planCall, type CallPlan, type PlannedCommand, type SyncContext } from './call-plan';
+import { Call, type CallStep } from './call.entity';
+
+/** Portals one instance works on at once. */
+const MAX_PORTALS = 32;
+/** Calls looked at per round of one portal (a round sends at most one batch). */
+const CALLS_PER_ROUND = 100;
+/** A portal's lease: longer than any request of a round (REST 20 s, a recording download 30 s, its upload 60 s). */
+const LEASE_MS = 150_000;
+const ROUND_DEADLINE_MS = 120_000;
+/** Files up to this size are attached as base64 inside the request; larger ones use the uploadUrl flow. */
+const INLINE_RECORDING_BYTES = 1024 * 1024;
+const IDLE_POLL_MS = 50;
+const RESUME_SCAN_MS = 2_000;
+const MAX_BACKOFF_MS = 5 * 60_000;
+/** `next_attempt_at` of a call that waits for the PBX's next event. */
+const WAITING = 'infinity';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const backoff = (attempts: number) => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1)) * (0.5 + Math.random() * 0.5);
+const without = <T>(list: T[], ...items: T[]) => list.filter((x) => !items.includes(x));
+const withItems = <T>(list: T[], ...items: T[]) => [...new Set([...list, ...items])];
+
+type Update = Partial<Pick<Call, 'syncState' | 'bitrixCallId' | 'registerUserId' | 'crmEntityType' | 'crmEntityId' | 'shownTo' | 'sentSteps' | 'doneSteps' | 'taskId' | 'taskResponsibleId' | 'attempts' | 'lastError' | 'memberId'>> & { nextAttemptAt?: Date | typeof WAITING };
+
+/**
+ * Mirrors PBX calls into Bitrix24 (SPEC §6). The calls table is a durable outbox: each portal is
+ * worked on by one instance at a time (a lease row, claimed with SKIP LOCKED), which plans the next
+ * steps of its pending calls, packs them into one `batch` of up to 50 commands (live calls first,
+ * in the rate limiter's priority lane), records which create-steps are in flight before sending,
+ * and applies each command's outcome. Retryable outcomes back off with jitter, permanent ones fail
+ * the call with the reason, and a portal that is not connected pauses its calls until it is.
+ */
+@Injectable()
+export class CallSyncService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(CallSyncService.name);
+  private readonly instanceId = randomUUID();
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private readonly active = new Set<Promise<void>>();
+  private wakeUp: (() => void) | null = null;
+  private lastResumeScan = 0;
+  private readonly synced: Counter;
+  private readonly failed: Counter;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly api: BitrixApiService,
+    private readonly recordings: RecordingFetcher,
+    metrics: MetricsService,
+  ) {
+    this.synced = new Counter({ name: 'calls_synced_total', help: 'Calls fully mirrored into Bitrix24', registers: [metrics.registry] });
+    this.failed = new Counter({ name: 'calls_failed_total', help: 'Calls that could not be mirrored (permanent errors)', registers: [metrics.registry] });
+    new Gauge({
+      name: 'call_sync_queue_depth',
+      help: 'Calls by sync state',
+      labelNames: ['state'],
+      registers: [metrics.registry],
+      async collect() {
+        const rows = await dataSource.query<{ sync_state: string; n: string }[]>(`SELECT sync_state, count(*) AS n FROM calls GROUP BY sync_state`);
+        for (const state of ['pending', 'synced', 'failed', 'paused']) this.set({ state }, Number(rows.find((r) => r.sync_state === state)?.n ?? 0));
+      },
+    });
+  }
+
+  /** Marks a company's portal as having work (called inside the transaction that stored it). */
+  static async markDue(em: EntityManager | DataSource, companyId: number): Promise<void> {
+    await em.query(
+      `INSERT INTO call_sync_portals (company_id, due_at, wake_seq) VALUES ($1, now(), 1)
+       ON CONFLICT (company_id) DO UPDATE SET due_at = LEAST(COALESCE(call_sync_portals.due_at, now()), now()), wake_seq = call_sync_portals.wake_seq + 1`,
+      [companyId],
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+    await Promise.allSettled([...this.active]);
+  }
+
+  /** New work was stored by this process: look for it now rather than at the next poll. */
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** An admin's retry of a failed call: back to pending, from where it stopped. */
+  async retry(companyId: number, id: string): Promise<boolean> {
+    const result = await this.dataSource.query<{ id: string }[]>(
+      `WITH retried AS (UPDATE calls SET sync_state = CASE WHEN EXISTS (SELECT 1 FROM bitrix_integrations i WHERE i.company_id = calls.company_id AND i.status = 'connected') THEN 'pending' ELSE 'paused' END,
+         attempts = 0, last_error = NULL, next_attempt_at = now(), updated_at = now()
+       WHERE company_id = $1 AND id = $2 AND sync_state = 'failed' RETURNING id) SELECT id FROM retried`,
+      [companyId, id],
+    );
+    if (!result.length) return false;
+    await CallSyncService.markDue(this.dataSource, companyId);
+    this.wake();
+    return true;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        if (Date.now() - this.lastResumeScan > RESUME_SCAN_MS) await this.resumeReconnected();
+        const free = MAX_PORTALS - this.active.size;
+        const claimed = free > 0 ? await this.claim(free) : [];
+        for (const portal of claimed) {
+          const work: Promise<void> = this.round(portal.companyId, portal.wakeSeq).finally(() => {
+            this.active.delete(work);
+            this.wake();
+          });
+          this.active.add(work);
+        }
+        if (!claimed.length) await this.idle();
+      } catch (err) {
+        if (!this.running) return;
+        this.logger.error({ err }, 'Call sync loop failed; continuing');
+        await sleep(1000);
+      }
+    }
+  }
+
+  private idle(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = null;
+        resolve();
+      };
+      const timer = setTimeout(done, IDLE_POLL_MS);
+      this.wakeUp = done;
+    });
+  }
+
+  private async claim(limit: number): Promise<{ companyId: number; wakeSeq: string }[]> {
+    const rows = await this.dataSource.query<{ company_id: number; wake_seq: string }[]>(
+      `WITH due AS (
+         SELECT company_id FROM call_sync_portals
+          WHERE due_at <= clock_timestamp() AND (lease_until IS NULL OR lease_until < clock_timestamp())
+          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+       claimed AS (
+         UPDATE call_sync_portals p SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $3)
+           FROM due WHERE p.company_id = due.company_id RETURNING p.company_id, p.wake_seq)
+       SELECT company_id, wake_seq FROM claimed`,
+      [this.instanceId, limit, LEASE_MS / 1000],
+    );
+    return rows.map((r) => ({ companyId: r.company_id, wakeSeq: String(r.wake_seq) }));
+  }
+
+  /** Gives the portal back; due again at `next` (null: nothing to do) unless new work arrived meanwhile. */
+  private async release(companyId: number, wakeSeq: string, next: Date | null): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL,
+         due_at = CASE WHEN wake_seq::text <> $3 THEN clock_timestamp() ELSE $4::timestamptz END
+       WHERE company_id = $1 AND lease_owner = $2`,
+      [companyId, this.instanceId, wakeSeq, next],
+    );
+  }
+
+  /** Paused calls of companies connected again (the same portal, or any portal for calls never sent) go back to work. */
+  private async resumeReconnected(): Promise<void> {
+    this.lastResumeScan = Date.now();
+    const rows = await this.dataSource.query<{ company_id: number }[]>(
+      `WITH resumed AS (
+         UPDATE calls c SET sync_state = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+           FROM bitrix_integrations i
+          WHERE c.sync_state = 'paused' AND i.company_id = c.company_id AND i.status = 'connected' AND (c.member_id IS NULL OR c.member_id = i.member_id)
+         RETURNING c.company_id)
+       SELECT DISTINCT company_id FROM resumed`,
+    );
+    for (const row of rows) await CallSyncService.markDue(this.dataSource, row.company_id);
+  }
+
+  /** One round for one portal: at most one batch and one recording. */
+  private async round(companyId: number, wakeSeq: string): Promise<void> {
+    let next: Date | null = new Date(Date.now() + 5_000);
+    try {
+      next = await this.work(companyId, AbortSignal.timeout(ROUND_DEADLINE_MS));
+    } catch (err) {
+      this.logger.error({ err, companyId }, 'Call sync round failed; retrying shortly');
+    } finally {
+      await this.release(companyId, wakeSeq, next).catch((err: unknown) => this.logger.error({ err, companyId }, 'Could not release a call-sync lease'));
+    }
+  }
+
+  /** Returns when the portal is due again. */
+  private async work(companyId: number, signal: AbortSignal): Promise<Date | null> {
+    const integration = await this.dataSource.getRepository(BitrixIntegration).findOneBy({ companyId });
+    if (integration?.status !== 'connected') {
+      await this.pauseCompany(companyId, integration);
+      return null;
+    }
+    const calls = await this.dataSource
+      .getRepository(Call)
+      .createQueryBuilder('c')
+      .where(`c.company_id = :companyId AND c.sync_state = 'pending' AND c.next_attempt_at <= now()`, { companyId })
+      .orderBy('(c.ended_at IS NULL)', 'DESC')
+      .addOrderBy('c.id', 'ASC')
+      .limit(CALLS_PER_ROUND)
+      .getMany();
+    if (!calls.length) return this.nextDue(companyId);
+
+    const ctx = await this.context(companyId, integration);
+    const updates = new Map<string, Update>();
+    const batch: { call: Call; plan: CallPlan }[] = [];
+    let commandCount = 0;
+    let recording: Call | null = null;
+    let more = calls.length === CALLS_PER_ROUND;
+    for (const call of calls) {
+      if (call.memberId && call.memberId !== integration.memberId) {
+        // It was sent to another portal of this company: it resumes only there.
+        updates.set(call.id, { syncState: 'paused' });
+        continue;
+      }
+      const plan = planCall(call, ctx);
+      if (plan.impossible) {
+        updates.set(call.id, this.failure(call, plan.impossible));
+      } else if (plan.complete) {
+        updates.set(call.id, { syncState: 'synced', attempts: 0, lastError: call.lastError, sentSteps: [] });
+        this.synced.inc();
+      } else if (plan.record) {
+        recording ??= call;
+        if (recording !== call) more = true;
+      } else if (plan.idle) {
+        updates.set(call.id, { nextAttemptAt: WAITING });
+      } else if (commandCount + plan.commands.length <= BATCH_LIMIT) {
+        batch.push({ call, plan });
+        commandCount += plan.commands.length;
+      } else {
+        more = true;
+      }
+    }
+    await this.save(updates, new Map(calls.map((c) => [c.id, c])));
+    updates.clear();
+
+    let pauseUntil: Date | null = null;
+    if (batch.length) pauseUntil = await this.sendBatch(integration, batch, signal);
+    if (recording && !pauseUntil) pauseUntil = await this.attachRecording(integration, recording, signal);
+    if (pauseUntil) return pauseUntil;
+    return more || batch.length || recording ? new Date() : this.nextDue(companyId);
+  }
+
+  private async nextDue(companyId: number): Promise<Date | null> {
+    const [row] = await this.dataSource.query<{ next: Date | null }[]>(
+      `SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity'`,
+      [companyId],
+    );
+    return row?.next ? new Date(row.next) : null;
+  }
+
+  private async context(companyId: number, integration: BitrixIntegration): Promise<SyncContext> {
+    const [settings] = await this.dataSource.query<
+      { show_card: SyncContext['showCard']; crm_create: SyncContext['crmCreate']; crm_source: string | null; pipeline_id: number | null; attach_records: boolean; missed_call_task: boolean; default_bitrix_user_id: number | null }[]
+    >(`SELECT show_card, crm_create, crm_source, pipeline_id, attach_records, missed_call_task, default_bitrix_user_id FROM bitrix_settings WHERE company_id = $1`, [companyId]);
+    const bindings = await this.dataSource.query<{ sip_phone: string; bitrix_user_id: number }[]>(`SELECT sip_phone, bitrix_user_id FROM bitrix_bindings WHERE company_id = $1`, [companyId]);
+    return {
+      // The defaults of GET /settings for a company that never saved any.
+      showCard: settings?.show_card ?? 'ringing',
+      crmCreate: settings?.crm_create ?? 'none',
+      crmSource: settings?.crm_source ?? null,
+      pipelineId: settings?.pipeline_id ?? null,
+      attachRecords: settings?.attach_records ?? true,
+      missedCallTask: settings?.missed_call_task ?? false,
+      defaultBitrixUserId: settings?.default_bitrix_user_id ?? null,
+      ownerBitrixUserId: integration.ownerBitrixUserId,
+      bindings: new Map(bindings.map((b) => [b.sip_phone, b.bitrix_user_id])),
+    };
+  }
+
+  /** Not connected (never, disconnected, uninstalled, reauth_required): its calls wait, bound to the portal they were meant for. */
+  private async pauseCompany(companyId: number, integration: BitrixIntegration | null): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE calls SET sync_state = 'paused', member_id = COALESCE(member_id, $2), updated_at = now() WHERE company_id = $1 AND sync_state = 'pending'`,
+      [companyId, integration?.memberId ?? null],
+    );
+  }
+
+  /** Sends one batch and applies its outcome; returns when the portal may send again if it must wait. */
+  private async sendBatch(integration: BitrixIntegration, batch: { call: Call; plan: CallPlan }[], signal: AbortSignal): Promise<Date | null> {
+    // Before anything leaves: which create-steps are in flight, so a crash or a timeout is never resent blindly.
+    const read = new Map(batch.map(({ call }) => [call.id, call]));
+    const inFlight = new Map<string, Update>();
+    for (const { call, plan } of batch) inFlight.set(call.id, { sentSteps: withItems(call.sentSteps, ...plan.sending), memberId: integration.memberId });
+    await this.save(inFlight, read);
+
+    const commands: BatchCommands = {};
+    for (const { plan } of batch) for (const c of plan.commands) commands[c.key] = [c.method, c.params];
+    const lane = batch.some(({ plan }) => plan.live) ? 'priority' : 'background';
+    const outcome = await this.api.attemptBatch(integration, commands, { lane, signal });
+
+    const updates = new Map<string, Update>();
+    let pauseUntil: Date | null = null;
+    switch (outcome.kind) {
+      case 'done':
+        for (const { call, plan } of batch) updates.set(call.id, this.applyCommands(call, plan, outcome.value));
+        break;
+      case 'retry':
+        pauseUntil = new Date(Date.now() + outcome.afterMs);
+        for (const { call, plan } of batch) {
+          // Not sent: nothing is in doubt. Sent (a timeout, a 5xx): the steps stay in doubt for the next attempt.
+          const sentSteps = outcome.sent ? withItems(call.sentSteps, ...plan.sending) : call.sentSteps;
+          updates.set(call.id, outcome.reason === 'rate_limit' ? { sentSteps } : { ...this.retryLater(call, outcome.message, outcome.afterMs), sentSteps });
+        }
+        break;
+      case 'permanent':
+        for (const { call } of batch) updates.set(call.id, this.failure(call, outcome.message));
+        break;
+      case 'reauth':
+      case 'not_connected':
+        for (const { call } of batch) updates.set(call.id, { sentSteps: call.sentSteps });
+        await this.save(updates, read);
+        await this.pauseCompany(integration.companyId, integration);
+        return null;
+    }
+    await this.save(updates, read);
+    return pauseUntil;
+  }
+
+  /** A call's row after its commands' outcomes. */
+  private applyCommands(call: Call, plan: CallPlan, outcomes: Record<string, CommandOutcome>): Update {
+    const u: Update = { sentSteps: withItems(call.sentSteps, ...plan.sending), doneSteps: call.doneSteps, shownTo: call.shownTo, attempts: 0, nextAttemptAt: new Date() };
+    let problem: { message: string; retryAfter: number | null } | null = null;
+    const registerFailed = plan.commands.some((c) => c.kind === 'register' && !outcomes[c.key]?.ok);
+    for (const command of plan.commands) {
+      const outcome = outcomes[command.key];
+      if (!outcome) continue;
+      if (outcome.ok) {
+        this.applySuccess(call, command, outcome.result, u);
+        continue;
+      }
+      // A step that used the register's CALL_ID fails with it; the register's own outcome decides.
+      if (registerFailed && command.kind !== 'register') continue;
+      const key = errorKey(outcome.error);
+      if (command.kind === 'finish' && key === 'CALL_NOT_FOUND' && call.sentSteps.includes('finish')) {
+        // The earlier finish, whose answer was lost, went through: the call is no longer live.
+        u.doneSteps = withItems(u.doneSteps ?? [], 'finish');
+        u.sentSteps = without(u.sentSteps ?? [], 'finish');
+        u.shownTo = [];
+        continue;
+      }
+      if (command.kind === 'show' || command.kind === 'hide') {
+        // A card that cannot be shown is not worth losing the call over.
+        u.shownTo = command.kind === 'show' ? withItems(u.shownTo ?? [], ...(command.users ?? [])) : without(u.shownTo ?? [], ...(command.users ?? []));
+        if (!outcome.retry) continue;
+      }
+      if (command.kind === 'search' && !outcome.retry) {
+        u.doneSteps = withItems(u.doneSteps ?? [], 'lookup');
+        continue;
+      }
+      const message = `${command.method}: ${outcome.error.error || 'error'}${outcome.error.error_description ? ` (${outcome.error.error_description})` : ''}`;
+      if (outcome.retry) problem ??= { message, retryAfter: outcome.afterMs };
+      else problem = { message, retryAfter: null };
+      if (!outcome.retry) u.sentSteps = without(u.sentSteps ?? [], ...stepOf(command));
+    }
+    if (problem?.retryAfter === null) return { ...u, ...this.failure(call, `Bitrix24 refused ${problem.message}`) };
+    if (problem) return { ...u, ...this.retryLater(call, problem.message, problem.retryAfter ?? 0) };
+    return u;
+  }
+
+  private applySuccess(call: Call, command: PlannedCommand, result: unknown, u: Update): void {
+    const r = (result ?? {}) as Record<string, unknown>;
+    switch (command.kind) {
+      case 'register': {
+        u.bitrixCallId = String(r.CALL_ID);
+        u.registerUserId = Number(command.params.USER_ID);
+        u.sentSteps = without(u.sentSteps ?? [], 'register');
+        if (typeof r.CRM_ENTITY_TYPE === 'string' && r.CRM_ENTITY_TYPE && Number(r.CRM_ENTITY_ID) > 0) {
+          u.crmEntityType = r.CRM_ENTITY_TYPE;
+          u.crmEntityId = Number(r.CRM_ENTITY_ID);
+        }
+        if (typeof r.LEAD_CREATION_ERROR === 'string') u.lastError = `Bitrix24 could not create a lead: ${r.LEAD_CREATION_ERROR}`;
+        return;
+      }
+      case 'show':
+        u.shownTo = withItems(u.shownTo ?? [], ...(command.users ?? []));
+        return;
+      case 'hide':
+        u.shownTo = without(u.shownTo ?? [], ...(command.users ?? []));
+        return;
+      case 'finish':
+        u.doneSteps = withItems(u.doneSteps ?? [], 'finish');
+        u.sentSteps = without(u.sentSteps ?? [], 'finish');
+        u.shownTo = [];
+        if (!call.crmEntityType && typeof r.CRM_ENTITY_TYPE === 'string' && r.CRM_ENTITY_TYPE && Number(r.CRM_ENTITY_ID) > 0) {
+          u.crmEntityType = r.CRM_ENTITY_TYPE;
+          u.crmEntityId = Number(r.CRM_ENTITY_ID);
+        }
+        return;
+      case 'lookup': {
+        const rows = Array.isArray(result) ? (result as Record<string, unknown>[]) : [];
+        const found = rows.find((row) => row.EXTERNAL_CALL_ID === call.callId && typeof row.CALL_ID === 'string');
+        u.sentSteps = without(u.sentSteps ?? [], 'register', 'finish');
+        if (found) {
+          u.bitrixCallId = String(found.CALL_ID);
+          u.doneSteps = withItems(u.doneSteps ?? [], 'finish');
+        }
+        return;
+      }
+      case 'search': {
+        const rows = Array.isArray(result) ? (result as Record<string, unknown>[]) : [];
+        const own = rows.find((row) => row.CRM_ENTITY_TYPE === call.crmEntityType && Number(row.CRM_ENTITY_ID) === call.crmEntityId) ?? rows[0];
+        u.doneSteps = withItems(u.doneSteps ?? [], 'lookup');
+        if (own && Number(own.ASSIGNED_BY_ID) > 0) u.taskResponsibleId = Number(own.ASSIGNED_BY_ID);
+        if (own && !call.crmEntityType && typeof own.CRM_ENTITY_TYPE === 'string') {
+          u.crmEntityType = own.CRM_ENTITY_TYPE;
+          u.crmEntityId = Number(own.CRM_ENTITY_ID);
+        }
+        return;
+      }
+      case 'task': {
+        const task = (r.task ?? {}) as Record<string, unknown>;
+        u.taskId = Number(task.id) || null;
+        u.doneSteps = withItems(u.doneSteps ?? [], 'task');
+        u.sentSteps = without(u.sentSteps ?? [], 'task');
+        return;
+      }
+      case 'findTask': {
+        const tasks = ((r.tasks ?? []) as Record<string, unknown>[]).filter((t) => typeof t.title === 'string' && t.title.includes(marker(call)));
+        u.sentSteps = without(u.sentSteps ?? [], 'task');
+        if (tasks.length) {
+          u.taskId = Number(tasks[0].id) || null;
+          u.doneSteps = withItems(u.doneSteps ?? [], 'task');
+        }
+        return;
+      }
+    }
+  }
+
+  /** Attaches the recording of a finished call (outside `batch`: base64 when small, else the uploadUrl flow). */
+  private async attachRecording(integration: BitrixIntegration, call: Call, signal: AbortSignal): Promise<Date | null> {
+    const updates = new Map<string, Update>();
+    const read = new Map([[call.id, call]]);
+    const file = await this.recordings.fetch(call.recordingUrl as string, signal);
+    if (file.kind !== 'file') {
+      updates.set(call.id, file.kind === 'retry' ? this.retryLater(call, file.reason, 0) : this.failure(call, `Recording not attached: ${file.reason}.`));
+      await this.save(updates, read);
+      return null;
+    }
+    const filename = `${call.callId.replace(/[^A-Za-z0-9._-]/g, '_')}.${file.extension}`;
+    const callId = call.bitrixCallId as string;
+    const inline = file.content.length <= INLINE_RECORDING_BYTES;
+    const params = inline ? { CALL_ID: callId, FILENAME: filename, FILE_CONTENT: file.content.toString('base64') } : { CALL_ID: callId, FILENAME: filename };
+    let outcome: Outcome<unknown> = await this.api.attempt<unknown>(integration, 'telephony.externalCall.attachRecord', params, { signal });
+    if (outcome.kind === 'done' && !inline) {
+      const upload = (outcome.value as { result?: { uploadUrl?: unknown; fieldName?: unknown } }).result;
+      outcome =
+        typeof upload?.uploadUrl === 'string'
+          ? await this.api.uploadFile(integration, upload.uploadUrl, typeof upload.fieldName === 'string' ? upload.fieldName : 'file', filename, file.content, { signal })
+          : { kind: 'permanent', message: 'Bitrix24 sent no uploadUrl for the recording.', error: { error: 'NO_UPLOAD_URL' } };
+    }
+    let pauseUntil: Date | null = null;
+    switch (outcome.kind) {
+      case 'done':
+        // attachRecord replaces an earlier recording of the call, so a resend after a lost answer is harmless.
+        updates.set(call.id, { doneSteps: withItems(call.doneSteps, 'record'), attempts: 0, nextAttemptAt: new Date() });
+        break;
+      case 'retry':
+        if (outcome.reason === 'rate_limit') pauseUntil = new Date(Date.now() + outcome.afterMs);
+        else updates.set(call.id, this.retryLater(call, outcome.message, outcome.afterMs));
+        break;
+      case 'permanent':
+        updates.set(call.id, this.failure(call, `Recording not attached: ${outcome.message}`));
+        break;
+      case 'reauth':
+      case 'not_connected':
+        await this.pauseCompany(integration.companyId, integration);
+        return null;
+    }
+    await this.save(updates, read);
+    return pauseUntil;
+  }
+
+  private retryLater(call: Call, message: string, afterMs: number): Update {
+    const attempts = call.attempts + 1;
+    return { attempts, lastError: message, nextAttemptAt: new Date(Date.now() + Math.max(afterMs, backoff(attempts))) };
+  }
+
+  private failure(call: Call, message: string): Update {
+    this.failed.inc();
+    this.logger.warn({ companyId: call.companyId, callId: call.callId, reason: message }, 'Call could not be mirrored into Bitrix24');
+    return { syncState: 'failed', attempts: call.attempts + 1, lastError: message, sentSteps: call.sentSteps };
+  }
+
+  /**
+   * Writes the worker's view of each call. Where an event changed the call since it was read, the
+   * worker's "wait" or "done" does not stand: the call is due again at once.
+   */
+  private async save(updates: Map<string, Update>, read: Map<string, Call>): Promise<void> {
+    if (!updates.size) return;
+    await this.dataSource.transaction(async (em) => {
+      const repo = em.getRepository(Call);
+      for (const [id, update] of updates) {
+        const { nextAttemptAt, ...rest } = update;
+        const values: Record<string, unknown> = { ...rest };
+        if (nextAttemptAt === WAITING) values.nextAttemptAt = () => `'infinity'`;
+        else if (nextAttemptAt) values.nextAttemptAt = nextAttemptAt;
+        const seen = read.get(id)?.factsVersion;
+        const result = await repo.update(seen === undefined ? { id } : { id, factsVersion: seen }, values);
+        if (!result.affected && seen !== undefined) {
+          await repo.update({ id }, { ...values, nextAttemptAt: new Date(), ...(update.syncState === 'synced' ? { syncState: 'pending' } : {}) });
+        }
+      }
+    });
+  }
+}
+
+function stepOf(command: PlannedCommand): CallStep[] {
+  switch (command.kind) {
+    case 'register':
+      return ['register'];
+    case 'finish':
+      return ['finish'];
+    case 'task':
+    case 'findTask':
+      return ['task'];
+    case 'lookup':
+      return ['register', 'finish'];
+    case 'show':
+    case 'hide':
+    case 'search':
+      return [];
+  }
+}

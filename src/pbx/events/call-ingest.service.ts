@@ -1,0 +1,283 @@
+import { createHash } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { plainToInstance } from 'class-transformer';
+import { validateSync, type ValidationError } from 'class-validator';
+import { DataSource, type EntityManager } from 'typeorm';
+import { AppError, type FieldErrors } from '../../common/app-error';
+import type { Config } from '../../config/config';
+import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
+import { CallSyncService } from '../../bitrix/calls/call-sync.service';
+import type { SyncState } from '../../bitrix/calls/call.entity';
+import { normalizePhone } from '../phone-number';
+import { PbxEventDto } from './dto/pbx-event.dto';
+
+export const MAX_EVENTS_PER_REQUEST = 500;
+/** SPEC §6: a click-to-call matches an outbound call whose first event is within 2 minutes of the originate. */
+const ORIGINATE_MATCH_MS = 2 * 60_000;
+
+interface CallRow extends CallFacts {
+  id: string;
+  callId: string;
+  direction: string;
+  phoneNumber: string;
+  syncState: SyncState;
+  attempts: number;
+  clickToCall: boolean;
+}
+
+/** The columns of `calls` an event can change, as jsonb_to_recordset reads them. */
+const FACT_COLUMNS = `status text, line_number text, first_sip_phone text, rung text[], answered_by text[], handled_by text,
+  started_at timestamptz, start_offset_min smallint, ringing_seen boolean, answered_at timestamptz, ended_at timestamptz,
+  duration int, recording_url text, bitrix_call_id text, click_to_call boolean, sync_state text`;
+
+function offsetMinutes(iso: string): number {
+  const match = /(Z|([+-])(\d{2}):?(\d{2}))$/.exec(iso);
+  if (!match || match[1] === 'Z') return 0;
+  return (match[2] === '-' ? -1 : 1) * (Number(match[3]) * 60 + Number(match[4]));
+}
+
+function factsRecord(facts: CallFacts, extra: { id?: string; callId?: string; clickToCall: boolean; syncState: SyncState }) {
+  return {
+    id: extra.id,
+    call_id: extra.callId,
+    status: facts.status,
+    line_number: facts.lineNumber,
+    first_sip_phone: facts.firstSipPhone,
+    rung: facts.rung,
+    answered_by: facts.answeredBy,
+    handled_by: facts.handledBy,
+    started_at: facts.startedAt.toISOString(),
+    start_offset_min: facts.startOffsetMin,
+    ringing_seen: facts.ringingSeen,
+    answered_at: facts.answeredAt?.toISOString() ?? null,
+    ended_at: facts.endedAt?.toISOString() ?? null,
+    duration: facts.duration,
+    recording_url: facts.recordingUrl,
+    bitrix_call_id: facts.bitrixCallId,
+    click_to_call: extra.clickToCall,
+    sync_state: extra.syncState,
+  };
+}
+
+/**
+ * `POST /pbx/events`: validates the whole request first (nothing stored on a 422), then stores the
+ * events and the calls' new state in one transaction and wakes the sync worker. No Bitrix24
+ * request happens here: the answer never waits on Bitrix24.
+ */
+@Injectable()
+export class CallIngestService {
+  private readonly country: string;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly sync: CallSyncService,
+    config: ConfigService<Config, true>,
+  ) {
+    this.country = config.get('app', { infer: true }).defaultCountry;
+  }
+
+  async ingest(companyId: number, body: unknown): Promise<{ accepted: number }> {
+    const events = this.parse(body);
+    await this.dataSource.transaction((em) => this.store(em, companyId, events));
+    this.sync.wake();
+    return { accepted: events.length };
+  }
+
+  /** Every element validated; errors keyed by the element's index (`3.phone_number`) when the body is an array. */
+  private parse(body: unknown): PbxEvent[] {
+    const isArray = Array.isArray(body);
+    if (!isArray && (typeof body !== 'object' || body === null)) throw AppError.validation('body', 'must be one event object or an array of events');
+    const items: unknown[] = isArray ? body : [body];
+    if (items.length === 0) throw AppError.validation('body', 'must hold at least one event');
+    if (items.length > MAX_EVENTS_PER_REQUEST) throw AppError.validation('body', `must hold at most ${MAX_EVENTS_PER_REQUEST} events`);
+    const errors: FieldErrors = {};
+    const events: PbxEvent[] = [];
+    items.forEach((item, index) => {
+      const prefix = isArray ? `${index}.` : '';
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+        errors[isArray ? String(index) : 'body'] = ['must be an event object'];
+        return;
+      }
+      const dto = plainToInstance(PbxEventDto, item);
+      const problems = validateSync(dto, { whitelist: true, forbidNonWhitelisted: false });
+      if (problems.length) {
+        Object.assign(errors, flatten(problems, prefix));
+        return;
+      }
+      const phone = normalizePhone(dto.phone_number, this.country);
+      if (!phone) {
+        errors[`${prefix}phone_number`] = ['phone_number must contain digits'];
+        return;
+      }
+      const occurredAt = new Date(dto.occurred_at);
+      if (Number.isNaN(occurredAt.getTime())) {
+        errors[`${prefix}occurred_at`] = ['occurred_at is not a valid date'];
+        return;
+      }
+      events.push({
+        callId: dto.call_id,
+        event: dto.event,
+        direction: dto.direction,
+        phoneNumber: phone.e164,
+        phoneRaw: dto.phone_number,
+        sipPhones: dto.sip_phones ?? [],
+        lineNumber: dto.line_number ?? null,
+        bitrixCallId: dto.bitrix_call_id ?? null,
+        occurredAt,
+        offsetMin: offsetMinutes(dto.occurred_at),
+        duration: dto.duration ?? null,
+        status: dto.status ?? null,
+        recordingUrl: dto.recording_url ?? null,
+      });
+    });
+    if (Object.keys(errors).length) throw new AppError('VALIDATION_FAILED', 'The given data was invalid.', errors);
+    return events;
+  }
+
+  private async store(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
+    const fresh = await this.dedupe(em, companyId, events);
+    const byCall = new Map<string, PbxEvent[]>();
+    for (const event of fresh) byCall.set(event.callId, [...(byCall.get(event.callId) ?? []), event]);
+    const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))];
+    if (sipPhones.length) {
+      await em.query(
+        `INSERT INTO pbx_known_extensions (company_id, sip_phone, last_seen_at) SELECT $1, s, now() FROM unnest($2::text[]) AS s
+         ON CONFLICT (company_id, sip_phone) DO UPDATE SET last_seen_at = now()`,
+        [companyId, sipPhones],
+      );
+    }
+    if (!byCall.size) return;
+
+    const [integration] = await em.query<{ status: string }[]>(`SELECT status FROM bitrix_integrations WHERE company_id = $1`, [companyId]);
+    const initialState: SyncState = integration?.status === 'connected' ? 'pending' : 'paused';
+
+    // Create the calls first seen now (concurrent requests for one new call meet on the unique key), then lock them all.
+    const created = new Map<string, CallFacts>();
+    const inserts = [...byCall].map(([callId, list]) => {
+      const facts = initialFacts(list[0]);
+      created.set(callId, facts);
+      return { ...factsRecord(facts, { callId, clickToCall: facts.bitrixCallId !== null, syncState: initialState }), direction: list[0].direction, phone_number: list[0].phoneNumber, phone_raw: list[0].phoneRaw.slice(0, 64) };
+    });
+    const inserted = await em.query<{ call_id: string }[]>(
+      `INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, line_number, first_sip_phone, rung, answered_by, handled_by,
+         started_at, start_offset_min, ringing_seen, answered_at, ended_at, duration, recording_url, bitrix_call_id, click_to_call, sync_state, attempts, next_attempt_at)
+       SELECT $1, r.call_id, r.direction, r.phone_number, r.phone_raw, r.status, r.line_number, r.first_sip_phone, r.rung, r.answered_by, r.handled_by,
+         r.started_at, r.start_offset_min, r.ringing_seen, r.answered_at, r.ended_at, r.duration, r.recording_url, r.bitrix_call_id, r.click_to_call, r.sync_state, 0, now()
+       FROM jsonb_to_recordset($2::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, ${FACT_COLUMNS})
+       ON CONFLICT (company_id, call_id) DO NOTHING RETURNING call_id`,
+      [companyId, JSON.stringify(inserts)],
+    );
+    const createdHere = new Set(inserted.map((r) => r.call_id));
+
+    const rows = await em.query<CallRow[]>(
+      `SELECT id, call_id AS "callId", direction, phone_number AS "phoneNumber", status, line_number AS "lineNumber", first_sip_phone AS "firstSipPhone",
+              rung, answered_by AS "answeredBy", handled_by AS "handledBy", started_at AS "startedAt", start_offset_min AS "startOffsetMin",
+              ringing_seen AS "ringingSeen", answered_at AS "answeredAt", ended_at AS "endedAt", duration, recording_url AS "recordingUrl",
+              bitrix_call_id AS "bitrixCallId", click_to_call AS "clickToCall", sync_state AS "syncState", attempts
+         FROM calls WHERE company_id = $1 AND call_id = ANY($2::text[]) ORDER BY id FOR UPDATE`,
+      [companyId, [...byCall.keys()]],
+    );
+    const updates: ReturnType<typeof factsRecord>[] = [];
+    for (const row of rows) {
+      const isNew = createdHere.has(row.callId);
+      const list = byCall.get(row.callId) ?? [];
+      const current: CallFacts = isNew ? (created.get(row.callId) as CallFacts) : pickFacts(row);
+      let facts = (isNew ? list.slice(1) : list).reduce(applyEvent, current);
+      // A Bitrix24 CALL_ID from the PBX (not one this service registered) makes it a click-to-call.
+      let clickToCall = row.clickToCall || (row.bitrixCallId === null && facts.bitrixCallId !== null);
+      if (isNew && !clickToCall) {
+        const matched = await this.matchOriginate(em, companyId, row, list[0]);
+        if (matched) {
+          facts = { ...facts, bitrixCallId: matched };
+          clickToCall = true;
+        }
+      } else if (isNew && facts.bitrixCallId) {
+        await em.query(`UPDATE pbx_originates SET matched_call_id = $3 WHERE company_id = $1 AND bitrix_call_id = $2 AND matched_call_id IS NULL`, [companyId, facts.bitrixCallId, row.id]);
+      }
+      if (!isNew && sameFacts(facts, pickFacts(row))) continue;
+      const syncState: SyncState = row.syncState === 'synced' ? 'pending' : row.syncState;
+      updates.push(factsRecord(facts, { id: row.id, clickToCall, syncState }));
+    }
+    if (updates.length) {
+      await em.query(
+        `UPDATE calls c SET status = u.status, line_number = u.line_number, first_sip_phone = u.first_sip_phone, rung = u.rung, answered_by = u.answered_by,
+           handled_by = u.handled_by, started_at = u.started_at, start_offset_min = u.start_offset_min, ringing_seen = u.ringing_seen,
+           answered_at = u.answered_at, ended_at = u.ended_at, duration = u.duration, recording_url = u.recording_url, bitrix_call_id = u.bitrix_call_id,
+           click_to_call = u.click_to_call, sync_state = u.sync_state, facts_version = c.facts_version + 1,
+           next_attempt_at = CASE WHEN c.attempts = 0 OR c.sync_state <> u.sync_state THEN now() ELSE c.next_attempt_at END, updated_at = now()
+         FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, ${FACT_COLUMNS})
+         WHERE c.id = u.id`,
+        [JSON.stringify(updates)],
+      );
+    }
+    await CallSyncService.markDue(em, companyId);
+  }
+
+  /** Inserts the events not seen before (by content) and returns them; duplicates change nothing. */
+  private async dedupe(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<PbxEvent[]> {
+    const unique = new Map<string, PbxEvent>();
+    for (const event of events) {
+      const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
+      if (!unique.has(fingerprint)) unique.set(fingerprint, event);
+    }
+    const records = [...unique].map(([fingerprint, e]) => ({ fingerprint, call_id: e.callId, event: e.event, payload: e }));
+    const stored = await em.query<{ fingerprint: string }[]>(
+      `INSERT INTO pbx_call_events (company_id, call_id, event, fingerprint, payload)
+       SELECT $1, r.call_id, r.event, r.fingerprint, r.payload FROM jsonb_to_recordset($2::jsonb) AS r(fingerprint text, call_id text, event text, payload jsonb)
+       ON CONFLICT (company_id, fingerprint) DO NOTHING RETURNING fingerprint`,
+      [companyId, JSON.stringify(records)],
+    );
+    return stored.map((r) => unique.get(r.fingerprint) as PbxEvent);
+  }
+
+  /**
+   * SPEC §6: an outbound call whose first event names the originate's operator and number, within
+   * 2 minutes either way of the time the originate was accepted; the oldest unmatched one wins.
+   */
+  private async matchOriginate(em: EntityManager, companyId: number, row: CallRow, first: PbxEvent): Promise<string | null> {
+    if (row.direction !== 'outbound' || !first.sipPhones.length) return null;
+    const at = first.occurredAt.getTime();
+    const [match] = await em.query<{ bitrix_call_id: string }[]>(
+      `WITH candidate AS (
+         SELECT id FROM pbx_originates
+          WHERE company_id = $1 AND phone_number = $2 AND sip_phone = ANY($3::text[]) AND matched_call_id IS NULL
+            AND bitrix_call_id IS NOT NULL AND status = 'dialing' AND created_at BETWEEN $4 AND $5
+          ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED),
+       matched AS (UPDATE pbx_originates o SET matched_call_id = $6 FROM candidate WHERE o.id = candidate.id RETURNING o.bitrix_call_id)
+       SELECT bitrix_call_id FROM matched`,
+      [companyId, row.phoneNumber, first.sipPhones, new Date(at - ORIGINATE_MATCH_MS), new Date(at + ORIGINATE_MATCH_MS), row.id],
+    );
+    return match?.bitrix_call_id ?? null;
+  }
+}
+
+function pickFacts(row: CallRow): CallFacts {
+  const date = (v: Date | string | null) => (v === null ? null : new Date(v));
+  return {
+    status: row.status,
+    lineNumber: row.lineNumber,
+    firstSipPhone: row.firstSipPhone,
+    rung: row.rung,
+    answeredBy: row.answeredBy,
+    handledBy: row.handledBy,
+    startedAt: new Date(row.startedAt),
+    startOffsetMin: Number(row.startOffsetMin),
+    ringingSeen: row.ringingSeen,
+    answeredAt: date(row.answeredAt),
+    endedAt: date(row.endedAt),
+    duration: row.duration,
+    recordingUrl: row.recordingUrl,
+    bitrixCallId: row.bitrixCallId,
+  };
+}
+
+function flatten(errors: ValidationError[], prefix: string): FieldErrors {
+  const out: FieldErrors = {};
+  for (const error of errors) {
+    const path = `${prefix}${error.property}`;
+    if (error.constraints) out[path] = Object.values(error.constraints);
+    if (error.children?.length) Object.assign(out, flatten(error.children, `${path}.`));
+  }
+  return out;
+}
