@@ -220,7 +220,11 @@ export class TelephonyState {
     }
     const code = input.statusCode ?? (input.duration > 0 ? '200' : '304');
     const incoming = call.TYPE !== 1;
-    const bound = call.CRM_ENTITY_TYPE === '' || call.CRM_ENTITY_ID === null ? undefined : { CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE, CRM_ENTITY_ID: call.CRM_ENTITY_ID };
+    // The statistics row names the CRM entity only when the call is bound to one.
+    const bound =
+      call.CRM_ENTITY_TYPE === '' || call.CRM_ENTITY_ID === null
+        ? undefined
+        : { CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE, CRM_ENTITY_ID: call.CRM_ENTITY_ID };
     const activity =
       bound === undefined
         ? undefined

@@ -43,8 +43,8 @@ interface Session {
 
 /**
  * One REST call over HTTP: the rate limit first (a request that will fail auth still counts),
- * then auth, method, scope, the method's operating budget and injected faults, then the handler. The answer is the success
- * envelope or `{error, error_description}` with the real status.
+ * then auth, method, scope, the method's operating budget and injected faults, then the handler.
+ * The answer is the success envelope or `{error, error_description}` with the real status.
  */
 export async function handleRest(portal: Portal, method: string, params: Record<string, unknown>): Promise<RestReply> {
   const started = portal.clock.now();
