@@ -1,5 +1,4 @@
 import { asRecord, scalarText } from './args';
-import { RestError } from './errors';
 import { parseQuery } from './http';
 import { method, type CallContext, type MethodResult } from './types';
 
@@ -11,18 +10,22 @@ const REFERENCE = /\$(result|result_error|result_total|result_next)\[([^\]]*)\](
 type Collected = Record<'result' | 'result_error' | 'result_total' | 'result_next' | 'result_time', [string, unknown][]>;
 
 /**
- * `batch`: up to 50 `"method?query"` commands (object or array), executed in order with the
- * caller's auth; later commands may reference earlier results (`$result[find][0][ID]`). Counts
- * once against the rate limit. Always HTTP 200; empty maps are encoded as `[]` (PHP arrays).
+ * `batch`, after `CRestProvider::methodsBatch`: `"method?query"` commands (object or array),
+ * executed in order with the caller's auth; later commands may reference earlier results
+ * (`$result[find][0][ID]`). The first 50 entries run; every later one gets
+ * ERROR_BATCH_LENGTH_EXCEEDED in `result_error` (non-string entries count but are skipped).
+ * Counts once against the rate limit. Always HTTP 200; empty maps are encoded as `[]` (PHP arrays).
  */
 export const batchMethod = method(null, async (ctx: CallContext): Promise<MethodResult> => {
-  const commands = commandList(ctx.args.get('cmd'));
-  if (commands.length > MAX_COMMANDS) {
-    throw new RestError(400, 'ERROR_BATCH_LENGTH_EXCEEDED', `Max batch length exceeded ${MAX_COMMANDS}`);
-  }
   const halt = phpBool(ctx.args.get('halt'));
   const out: Collected = { result: [], result_error: [], result_total: [], result_next: [], result_time: [] };
-  for (const [key, command] of commands) {
+  for (const [index, [key, command]] of commandList(ctx.args.get('cmd')).entries()) {
+    if (index >= MAX_COMMANDS) {
+      out.result_error.push([key, { error: 'ERROR_BATCH_LENGTH_EXCEEDED', error_description: 'Max batch length exceeded' }]);
+      if (halt) break;
+      continue;
+    }
+    if (typeof command !== 'string') continue;
     const split = command.indexOf('?');
     const name = (split === -1 ? command : command.slice(0, split)).trim().toLowerCase().replace(/\.json$/, '');
     if (NOT_IN_BATCH.has(name)) {
@@ -48,9 +51,8 @@ export const batchMethod = method(null, async (ctx: CallContext): Promise<Method
   };
 });
 
-function commandList(cmd: unknown): [string, string][] {
-  const entries = Array.isArray(cmd) ? cmd.map((value, i) => [String(i), value] as const) : Object.entries(asRecord(cmd) ?? {});
-  return entries.filter((entry): entry is [string, string] => typeof entry[1] === 'string');
+function commandList(cmd: unknown): [string, unknown][] {
+  return Array.isArray(cmd) ? cmd.map((value, i) => [String(i), value]) : Object.entries(asRecord(cmd) ?? {});
 }
 
 /** Replaces `$result[key][path…]` references; a reference that fills the whole value keeps its type. */

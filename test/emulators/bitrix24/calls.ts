@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { CrmType } from './crm-store';
-import { coreError, plainError } from './errors';
+import { plainError } from './errors';
 import { phoneDigits } from './phone';
 import type { Portal } from './portal';
 import type { User } from './types';
@@ -50,8 +50,9 @@ export interface CallStatistic {
   REST_APP_NAME: string;
   CRM_ACTIVITY_ID: number | null;
   COMMENT: string | null;
-  CRM_ENTITY_TYPE: string;
-  CRM_ENTITY_ID: number | null;
+  /** Present only when the call is bound to a CRM entity (the core sets them only then). */
+  CRM_ENTITY_TYPE?: CrmType;
+  CRM_ENTITY_ID?: number;
   ERRORS?: Record<string, string>;
 }
 
@@ -151,10 +152,12 @@ export class TelephonyState {
         call.startedAt > now - DEDUPE_WINDOW_MS,
     );
     if (existing) {
+      // The core answers with the live call as it stands: the lead it created the first time too.
+      if (input.show) this.card(existing, 'show', [existing.USER_ID], 'register');
       return {
         CALL_ID: existing.CALL_ID,
-        CRM_CREATED_LEAD: null,
-        CRM_CREATED_ENTITIES: [],
+        CRM_CREATED_LEAD: createdLead(existing.CRM_CREATED_ENTITIES),
+        CRM_CREATED_ENTITIES: existing.CRM_CREATED_ENTITIES.map((entity) => ({ ...entity })),
         CRM_ENTITY_TYPE: existing.CRM_ENTITY_TYPE,
         CRM_ENTITY_ID: existing.CRM_ENTITY_ID,
       };
@@ -180,11 +183,10 @@ export class TelephonyState {
     };
     this.calls.push(call);
     if (input.show) this.card(call, 'show', [input.user.ID], 'register');
-    const lead = binding.created.find((entity) => entity.ENTITY_TYPE === 'LEAD');
     return {
       CALL_ID: call.CALL_ID,
-      CRM_CREATED_LEAD: lead?.ENTITY_ID ?? null,
-      CRM_CREATED_ENTITIES: binding.created,
+      CRM_CREATED_LEAD: createdLead(binding.created),
+      CRM_CREATED_ENTITIES: binding.created.map((entity) => ({ ...entity })),
       CRM_ENTITY_TYPE: binding.type,
       CRM_ENTITY_ID: binding.id,
       ...(binding.error === undefined ? {} : { LEAD_CREATION_ERROR: binding.error }),
@@ -199,9 +201,15 @@ export class TelephonyState {
     return true;
   }
 
-  finish(input: FinishInput): CallStatistic {
-    const call = this.live(input.callId);
+  /** The live call `finish` closes; the core looks it up before it checks the user. */
+  requireLive(callId: string): ExternalCall {
+    const call = this.live(callId);
     if (!call) throw plainError('Call is not found (call should be registered prior to finishing');
+    return call;
+  }
+
+  finish(input: FinishInput): CallStatistic {
+    const call = this.requireLive(input.callId);
     call.finishedAt = this.portal.clock.now();
     if (call.shownTo.length > 0) this.card(call, 'hide', [...call.shownTo], 'finish');
     const crm = this.portal.crm;
@@ -212,12 +220,17 @@ export class TelephonyState {
     }
     const code = input.statusCode ?? (input.duration > 0 ? '200' : '304');
     const incoming = call.TYPE !== 1;
-    const activity =
+    // The statistics row names the CRM entity only when the call is bound to one.
+    const bound =
       call.CRM_ENTITY_TYPE === '' || call.CRM_ENTITY_ID === null
         ? undefined
+        : { CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE, CRM_ENTITY_ID: call.CRM_ENTITY_ID };
+    const activity =
+      bound === undefined
+        ? undefined
         : crm.addActivity({
-            OWNER_TYPE: call.CRM_ENTITY_TYPE,
-            OWNER_ID: call.CRM_ENTITY_ID,
+            OWNER_TYPE: bound.CRM_ENTITY_TYPE,
+            OWNER_ID: bound.CRM_ENTITY_ID,
             PROVIDER_ID: 'VOXIMPLANT_CALL',
             DIRECTION: incoming ? 'INCOMING' : 'OUTGOING',
             SUBJECT: `${incoming ? 'Incoming' : 'Outgoing'} call ${call.PHONE_NUMBER}`,
@@ -249,8 +262,7 @@ export class TelephonyState {
       REST_APP_NAME: APP.name,
       CRM_ACTIVITY_ID: activity?.ID ?? null,
       COMMENT: null,
-      CRM_ENTITY_TYPE: call.CRM_ENTITY_TYPE,
-      CRM_ENTITY_ID: call.CRM_ENTITY_ID,
+      ...bound,
     };
     if (!activity) row.ERRORS = { ACTIVITY_CREATION: 'Could not find associated crm entity for the current call' };
     this.statistics.push(row);
@@ -354,6 +366,11 @@ export class TelephonyState {
 }
 
 function checkExtension(filename: string): void {
-  if (filename === '') throw coreError('File name is empty');
-  if (!/\.(wav|mp3)$/i.test(filename)) throw coreError('Wrong file extension. Only wav and mp3 are allowed');
+  if (filename === '') throw plainError('File name is empty');
+  if (!/\.(wav|mp3)$/i.test(filename)) throw plainError('Wrong file extension. Only wav and mp3 are allowed');
+}
+
+/** `CRM_CREATED_LEAD`: the lead among the entities created for the call, else null. */
+function createdLead(created: { ENTITY_TYPE: CrmType; ENTITY_ID: number }[]): number | null {
+  return created.find((entity) => entity.ENTITY_TYPE === 'LEAD')?.ENTITY_ID ?? null;
 }

@@ -88,7 +88,7 @@ export class Bitrix24Emulator implements PortalHost, OAuthHost {
     this.requests += 1;
   }
 
-  /** Moves emulator time forward: tokens, codes and the 30-minute rule see it; the bucket drains. */
+  /** Moves emulator time forward: tokens, codes, the 30-minute rule and the operating window see it; the bucket drains. */
   advanceTime(seconds: number): void {
     this.clock.advance(seconds);
   }

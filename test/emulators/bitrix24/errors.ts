@@ -19,7 +19,10 @@ export class RestError extends Error {
 /** `ERROR_CORE` (400): the generic business error of telephony, tasks and event methods. */
 export const coreError = (description: string): RestError => new RestError(400, 'ERROR_CORE', description);
 
-/** An error with an empty code (400), e.g. CRM "Not found" or telephony "Call is not found …". */
+/**
+ * An error with an empty code (400): what the core's `new RestException($message)` becomes, e.g.
+ * CRM "Not found" and every telephony business error ("Call is not found …", "Unknown TYPE").
+ */
 export const plainError = (description: string): RestError => new RestError(400, '', description);
 
 export const restErrors = {
@@ -31,6 +34,7 @@ export const restErrors = {
   accessDenied: (description = 'Access denied') => new RestError(403, 'ACCESS_DENIED', description),
   methodNotFound: () => new RestError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'),
   queryLimit: () => new RestError(503, 'QUERY_LIMIT_EXCEEDED', 'Too many requests'),
+  operationTimeLimit: () => new RestError(429, 'OPERATION_TIME_LIMIT', 'Method is blocked due to operation time limit.'),
   internal: () => new RestError(500, 'INTERNAL_SERVER_ERROR', 'Internal server error'),
   argument: (name: string) => new RestError(400, 'ERROR_ARGUMENT', `Argument '${name}' is null or empty`),
 };

@@ -61,6 +61,8 @@ export async function deliverEvent(
 /**
  * The `auth` block: portal identity and `application_token` always; a fresh access token of the
  * acting user for ordinary events; a full pair for ONAPPINSTALL; no tokens for ONAPPUNINSTALL.
+ * No `server_endpoint`: live deliveries dropped it in November 2024 (b24-rest-docs issue #55,
+ * whose ONEXTERNALCALLSTART key set this follows exactly).
  */
 function eventAuth(
   portal: Portal,
@@ -71,7 +73,6 @@ function eventAuth(
 ): Record<string, unknown> {
   const identity = {
     domain: portal.domain,
-    server_endpoint: `${portal.host.oauthUrl}/rest/`,
     client_endpoint: `${portal.origin}/rest/`,
     member_id: portal.memberId,
     application_token: portal.applicationToken,
@@ -88,7 +89,6 @@ function eventAuth(
     expires_in: tokens.lifetimes.accessSec,
     scope: portal.scopes.join(','),
     domain: identity.domain,
-    server_endpoint: identity.server_endpoint,
     status: 'L',
     client_endpoint: identity.client_endpoint,
     member_id: identity.member_id,

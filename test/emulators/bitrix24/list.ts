@@ -20,10 +20,19 @@ export function applyFilter<T>(rows: T[], filter: unknown, read: FieldReader<T>)
   const record = asRecord(filter);
   if (!record) return rows;
   const conditions = Object.entries(record).map(([key, target]): Condition => {
-    const op = OPERATORS.find((prefix) => key.startsWith(prefix)) ?? '';
+    const op = operator(key);
     return { op, field: key.slice(op.length).toUpperCase(), target };
   });
   return rows.filter((row) => conditions.every((c) => test(read(row, c.field), c)));
+}
+
+function operator(key: string): Operator {
+  return OPERATORS.find((prefix) => key.startsWith(prefix)) ?? '';
+}
+
+/** The upper-case field a filter key names, without its operator prefix (`>=ID` → `ID`). */
+export function filterField(key: string): string {
+  return key.slice(operator(key).length).toUpperCase();
 }
 
 function test(value: unknown, { op, target }: Condition): boolean {

@@ -50,7 +50,13 @@ Connect:
 Drive it:
   click-to-call   curl -X POST '${portal.origin}/_emulator/click-to-call?user_id=2&phone=%2B998901234567'
   any event       curl -X POST '${portal.origin}/_emulator/event' -d 'event=ONAPPUNINSTALL&data[CLEAN]=0'
+  expire tokens   curl -X POST '${portal.origin}/_emulator/expire-tokens'
+  rate limit      curl -X POST '${portal.origin}/_emulator/rate-limit' -d 'rate=2&burst=50'
+  latency         curl -X POST '${portal.origin}/_emulator/latency' -d 'ms=1500'
+  inject error    curl -X POST '${portal.origin}/_emulator/fail' -d 'method=user.get&error=QUERY_LIMIT_EXCEEDED&status=503'
+  employees       curl -X POST '${portal.origin}/_emulator/employees' -d 'count=200'
   state           curl '${portal.origin}/_emulator/state'
+  (all endpoints: test/emulators/bitrix24/README.md)
 
 `);
 

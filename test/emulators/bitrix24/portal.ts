@@ -9,7 +9,7 @@ import { deliverEvent, type EventDelivery, type EventOptions } from './event-del
 import { Faults } from './faults';
 import { seedCrm, seedUsers, type CrmSeed } from './fixtures';
 import { closeServer, escapeHtml, listen, parseRequest, readBody, redirect, sendHtml, sendJson, sleep } from './http';
-import { OperatingMeter } from './operating';
+import { OperatingMeter, type OperatingOptions } from './operating';
 import { phoneDigits, stripLetters } from './phone';
 import { ENTERPRISE_LIMIT, LeakyBucket, STANDARD_LIMIT, type RateLimit } from './rate-limiter';
 import { handleRest, handleUpload, type RestReply } from './rest';
@@ -39,6 +39,8 @@ export interface PortalOptions {
   users?: number | Partial<User>[];
   scopes?: string[];
   rateLimit?: RateLimit;
+  /** The per-method operating budget (default 480 s per 10 min) and emulated per-call costs. */
+  operating?: OperatingOptions;
   /** 'simple' = leadless CRM: auto-creation makes a contact and a deal instead of a lead. */
   crmMode?: 'classic' | 'simple';
   crm?: CrmSeed;
@@ -76,7 +78,7 @@ export class Portal {
   readonly requests: RecordedRequest[] = [];
   readonly faults = new Faults();
   readonly limiter: LeakyBucket;
-  readonly operating = new OperatingMeter();
+  readonly operating: OperatingMeter;
   readonly crm: CrmStore;
   readonly telephony: TelephonyState;
   readonly eventBindings: EventBinding[] = [];
@@ -107,6 +109,7 @@ export class Portal {
     const limit =
       options.rateLimit ?? host.defaultRateLimit ?? (this.licenseFamily === 'ent' ? ENTERPRISE_LIMIT : STANDARD_LIMIT);
     this.limiter = new LeakyBucket({ ...limit }, host.clock);
+    this.operating = new OperatingMeter(options.operating);
     this.crm = new CrmStore(host.clock);
     this.telephony = new TelephonyState(this);
     if (options.crm) seedCrm(this.crm, options.crm, this.users);
@@ -162,6 +165,20 @@ export class Portal {
 
   expireAccessTokens(): void {
     this.host.tokens.expireAccess(this.memberId);
+  }
+
+  /**
+   * Makes `count` employees active: new ones join with the next IDs and free extensions, or the
+   * last active ones are dismissed (ACTIVE false, as Bitrix24 keeps dismissed users).
+   */
+  setEmployeeCount(count: number): void {
+    if (!Number.isInteger(count) || count < 1) throw new Error('The employee count must be a positive integer');
+    const active = this.users.filter((user) => user.ACTIVE);
+    for (const user of active.slice(count)) user.ACTIVE = false;
+    const missing = count - active.length;
+    if (missing <= 0) return;
+    const seeded = seedUsers([...this.users, ...Array.from({ length: missing }, () => ({}))]);
+    this.users.push(...seeded.slice(this.users.length));
   }
 
   /** The app is uninstalled: every token dies and the bindings go (REST 401, refresh invalid_grant). */
@@ -272,10 +289,18 @@ export class Portal {
   }
 
   private async onRequest(server: Server, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.host.countRequest();
-    this.httpRequests += 1;
     const url = new URL(req.url ?? '/', 'http://portal');
+    // The web server merges repeated slashes (nginx `merge_slashes`): `/rest//profile` is `profile`,
+    // which is what b24jssdk sends for a client_endpoint ending in `/rest/`.
+    url.pathname = url.pathname.replace(/\/{2,}/g, '/');
     try {
+      // The standalone's control API is not Bitrix24: no faults, no counting, no recording.
+      if (url.pathname.startsWith('/_emulator/') && server === this.server) {
+        const { params } = parseRequest(url.search, req.headers['content-type'], await readBody(req));
+        return await handleControl(this, url.pathname, params, res);
+      }
+      this.host.countRequest();
+      this.httpRequests += 1;
       if (server !== this.server) return redirect(res, `${this.origin}${url.pathname}${url.search}`);
       if (this.faults.resetConnections) {
         req.socket.destroy();
@@ -294,9 +319,8 @@ export class Portal {
         return record({ method: rest?.[1]?.toLowerCase() ?? url.pathname, params: {}, status: 500, error: error.code });
       }
       if (/^\/oauth\/authorize\/?$/.test(url.pathname)) return record(this.authorizePage(url, res));
-      const { params, files } = parseRequest(url.search, req.headers['content-type'], body);
-      if (url.pathname.startsWith('/_emulator/')) return await handleControl(this, url.pathname, params, res);
       if (!rest) return sendHtml(res, 404, '<h1>404 Not Found</h1>');
+      const { params, files } = parseRequest(url.search, req.headers['content-type'], body);
       const method = rest[1].toLowerCase();
       // `/rest/<user>/<code>/<method>` is an incoming webhook; the emulator knows none.
       const reply =

@@ -11,9 +11,9 @@ export const STANDARD_LIMIT: RateLimit = { rate: 2, burst: 50 };
 export const ENTERPRISE_LIMIT: RateLimit = { rate: 5, burst: 250 };
 
 /**
- * Bitrix24's per-portal leaky bucket: every HTTP request adds 1, the level drains by `rate` per
- * second, and a request that would lift it above `burst` is refused with 503 QUERY_LIMIT_EXCEEDED.
- * Refused requests do not add to the level, so a client that backs off recovers.
+ * Bitrix24's per-portal leaky bucket (brief §2.7, limits.md): every HTTP request adds 1, refused
+ * ones included, the level drains by `rate` per second, and a request that lifts it above `burst`
+ * is refused with 503 QUERY_LIMIT_EXCEEDED. A client that keeps knocking keeps the bucket full.
  */
 export class LeakyBucket {
   maxLevel = 0;
@@ -27,12 +27,11 @@ export class LeakyBucket {
     this.last = clock.now();
   }
 
+  /** Adds this request; false when the level is now above the burst (the request is refused). */
   tryTake(): boolean {
-    const level = this.drained();
-    if (level + 1 > this.limit.burst) return false;
-    this.level = level + 1;
+    this.level = this.drained() + 1;
     this.maxLevel = Math.max(this.maxLevel, this.level);
-    return true;
+    return this.level <= this.limit.burst;
   }
 
   /** The current level after draining. */

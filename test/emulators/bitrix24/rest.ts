@@ -43,8 +43,8 @@ interface Session {
 
 /**
  * One REST call over HTTP: the rate limit first (a request that will fail auth still counts),
- * then auth, method, scope and injected faults, then the handler. The answer is the success
- * envelope or `{error, error_description}` with the real status.
+ * then auth, method, scope, the method's operating budget and injected faults, then the handler.
+ * The answer is the success envelope or `{error, error_description}` with the real status.
  */
 export async function handleRest(portal: Portal, method: string, params: Record<string, unknown>): Promise<RestReply> {
   const started = portal.clock.now();
@@ -131,6 +131,7 @@ async function execute(
     const spec = METHODS.get(method);
     if (!spec) throw restErrors.methodNotFound();
     if (spec.scope && !spec.scope.some((scope) => session.scopes.has(scope))) throw restErrors.insufficientScope();
+    portal.operating.check(method, started);
     const injected = portal.faults.take(method);
     if (injected) throw new RestError(injected.status, injected.error, injected.error_description);
     const ctx: CallContext = {
@@ -143,7 +144,7 @@ async function execute(
     };
     const cpu = process.hrtime.bigint();
     const value = await spec.handler(ctx);
-    const processing = Number(process.hrtime.bigint() - cpu) / 1e9;
+    const processing = portal.operating.charge(method, Number(process.hrtime.bigint() - cpu) / 1e9);
     portal.operating.record(method, started, processing);
     return { ok: true, value, time: timeBlock(portal, method, started, processing) };
   } catch (error) {
@@ -160,6 +161,6 @@ function timeBlock(portal: Portal, method: string, started: number, processing: 
     processing,
     date_start: atom(started),
     date_finish: atom(finished),
-    ...portal.operating.report(method, finished),
+    ...portal.operating.report(method, started, finished),
   };
 }

@@ -1,7 +1,7 @@
 import { scalarText, toInt, type Args } from '../args';
 import { atom } from '../clock';
 import { displayName, type CrmType } from '../crm-store';
-import { coreError, plainError, RestError } from '../errors';
+import { plainError, RestError } from '../errors';
 import { phoneDigits, stripLetters } from '../phone';
 import type { Portal } from '../portal';
 import { method, type MethodSpec, type User } from '../types';
@@ -12,13 +12,23 @@ const CRM_TYPES: readonly CrmType[] = ['CONTACT', 'COMPANY', 'LEAD'];
 const ISO_WITH_OFFSET = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})$/;
 const RECORD_DOWNLOAD_TIMEOUT_MS = 50_000;
 
-/** USER_ID or USER_PHONE_INNER (an active employee's extension), as register and finish take them. */
-function employee(portal: Portal, args: Args): User {
+/**
+ * The employee of register and finish, as `vi_rest.php` resolves it: USER_ID, else the active
+ * user whose UF_PHONE_INNER is USER_PHONE_INNER; neither → "should be set". Telephony errors are
+ * `new RestException($message)` in the core: HTTP 400 with an EMPTY error code.
+ */
+function employeeId(portal: Portal, args: Args): number {
   const id = args.int('USER_ID');
+  if (id) return id;
   const inner = args.str('USER_PHONE_INNER');
-  if (!id && !inner) throw coreError('USER_ID or USER_PHONE_INNER should be set');
-  const user = portal.users.find((u) => u.ACTIVE && (id ? u.ID === id : u.UF_PHONE_INNER === inner));
-  if (!user) throw coreError('User is not found or is not active');
+  const user = inner ? portal.users.find((u) => u.ACTIVE && u.UF_PHONE_INNER === inner) : undefined;
+  if (!user) throw plainError('USER_ID or USER_PHONE_INNER should be set');
+  return user.ID;
+}
+
+function activeUser(portal: Portal, id: number): User {
+  const user = portal.users.find((u) => u.ACTIVE && u.ID === id);
+  if (!user) throw plainError('User is not found or is not active');
   return user;
 }
 
@@ -31,7 +41,7 @@ function startDate(portal: Portal, args: Args): { startedAt: number; startDate: 
   const match = ISO_WITH_OFFSET.exec(raw.trim());
   const offset = match?.[2]?.replace(/^([+-]\d{2})(\d{2})$/, '$1:$2');
   const startedAt = match ? Date.parse(`${match[1]}${offset}`) : Number.NaN;
-  if (Number.isNaN(startedAt)) throw coreError('CALL_START_DATE should be in the ISO-8601 format');
+  if (Number.isNaN(startedAt)) throw plainError('CALL_START_DATE should be in the ISO-8601 format');
   return { startedAt, startDate: raw.trim() };
 }
 
@@ -51,30 +61,30 @@ async function download(url: string): Promise<Buffer> {
   try {
     response = await fetch(url, { signal: AbortSignal.timeout(RECORD_DOWNLOAD_TIMEOUT_MS) });
   } catch {
-    throw coreError('Server returns HTTP error code 0');
+    throw plainError('Server returns HTTP error code 0');
   }
-  if (response.status !== 200) throw coreError(`Server returns HTTP error code ${response.status}`);
+  if (response.status !== 200) throw plainError(`Server returns HTTP error code ${response.status}`);
   return Buffer.from(await response.arrayBuffer());
 }
 
 function base64Content(value: string): Buffer {
   const compact = value.replace(/\s+/g, '');
-  if (compact === '') throw coreError('File content is empty.');
+  if (compact === '') throw plainError('File content is empty.');
   if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) {
-    throw coreError('File content is not properly encoded. Base64 encoding is expected.');
+    throw plainError('File content is not properly encoded. Base64 encoding is expected.');
   }
   return Buffer.from(compact, 'base64');
 }
 
 export const telephonyMethods: Record<string, MethodSpec> = {
   'telephony.externalCall.register': method(TELEPHONY, ({ portal, args }) => {
-    if (!args.has('USER_ID') && !args.has('USER_PHONE_INNER')) throw coreError('USER_ID or USER_PHONE_INNER should be set');
+    const userId = employeeId(portal, args);
     const type = args.int('TYPE');
-    if (type === undefined || type < 1 || type > 5) throw coreError('Unknown TYPE');
+    if (type === undefined || type < 1 || type > 5) throw plainError('Unknown TYPE');
     const start = startDate(portal, args);
     const phone = stripLetters(args.str('PHONE_NUMBER') ?? '');
-    if (!/\d/.test(phone)) throw coreError('Unsupported phone number format');
-    const user = employee(portal, args);
+    if (!/\d/.test(phone)) throw plainError('Unsupported phone number format');
+    const user = activeUser(portal, userId);
     const entityType = args.str('CRM_ENTITY_TYPE')?.toUpperCase() as CrmType | undefined;
     const entityId = args.int('CRM_ENTITY_ID');
     const crmEntity =
@@ -96,8 +106,10 @@ export const telephonyMethods: Record<string, MethodSpec> = {
   }),
 
   'telephony.externalCall.finish': method(TELEPHONY, ({ portal, args }) => {
+    const userId = employeeId(portal, args);
     const id = callId(args);
-    const user = employee(portal, args);
+    portal.telephony.requireLive(id);
+    const user = activeUser(portal, userId);
     const vote = args.int('VOTE') ?? 0;
     const row = portal.telephony.finish({
       callId: id,
@@ -126,7 +138,7 @@ export const telephonyMethods: Record<string, MethodSpec> = {
     const url = args.str('RECORD_URL');
     const filename = args.str('FILENAME');
     if (!url && filename === undefined) {
-      throw plainError('Required parameters are not set. Request should contain either URL or FILENAME parameter');
+      throw plainError('Required parameters are not set. Request should contain or URL or FILENAME parameter');
     }
     const telephony = portal.telephony;
     telephony.requireFinished(id);
@@ -145,7 +157,7 @@ export const telephonyMethods: Record<string, MethodSpec> = {
 
   'telephony.externalCall.searchCrmEntities': method(TELEPHONY, ({ portal, args }) => {
     const phone = args.str('PHONE_NUMBER') ?? '';
-    if (phone.trim() === '') throw coreError('PHONE_NUMBER is empty');
+    if (phone === '') throw plainError('PHONE_NUMBER is empty');
     const digits = new Set([phoneDigits(phone)]);
     const result = CRM_TYPES.flatMap((type) =>
       portal.crm.findByPhone(type, digits).map((row) => {
@@ -171,8 +183,8 @@ export const telephonyMethods: Record<string, MethodSpec> = {
 
   'telephony.externalLine.add': method(TELEPHONY, ({ portal, args }) => {
     const number = args.str('NUMBER');
-    if (!number) throw coreError('NUMBER should not be empty');
-    if (portal.telephony.lines.some((line) => line.NUMBER === number)) throw coreError('Line already exists');
+    if (!number) throw plainError('NUMBER should not be empty');
+    if (portal.telephony.lines.some((line) => line.NUMBER === number)) throw plainError('Line already exists');
     const autoCreate = args.flag('CRM_AUTO_CREATE', true) ? 'Y' : 'N';
     const line = portal.telephony.ensureLine(number, args.str('NAME') ?? number, autoCreate);
     return { result: { ID: line.ID } };
@@ -180,9 +192,9 @@ export const telephonyMethods: Record<string, MethodSpec> = {
 
   'telephony.externalLine.update': method(TELEPHONY, ({ portal, args }) => {
     const number = args.str('NUMBER') ?? '';
-    if (!args.has('NAME') && !args.has('CRM_AUTO_CREATE')) throw coreError('There are no fields to update');
+    if (!args.has('NAME') && !args.has('CRM_AUTO_CREATE')) throw plainError('There are no fields to update');
     const line = portal.telephony.lines.find((candidate) => candidate.NUMBER === number);
-    if (!line) throw coreError(`Could not find line with number ${number}`);
+    if (!line) throw plainError(`Could not find line with number ${number}`);
     if (args.has('NAME')) line.NAME = args.str('NAME') ?? line.NAME;
     if (args.has('CRM_AUTO_CREATE')) line.CRM_AUTO_CREATE = args.flag('CRM_AUTO_CREATE', true) ? 'Y' : 'N';
     return { result: { ID: String(line.ID) } };
