@@ -35,7 +35,8 @@ export class BitrixRateLimiter {
 
   /** The levels a lane may fill the bucket to. */
   static caps(limit: RateLimit): Record<Lane, number> {
-    const priority = Math.max(1, limit.burst - Math.max(2, Math.ceil(limit.burst * 0.1)));
+    // The margin absorbs the time between taking a slot here and the request reaching Bitrix24 (~300 ms).
+    const priority = Math.max(1, limit.burst - Math.max(2, Math.ceil(limit.burst * 0.1), Math.ceil(limit.rate * 0.3)));
     const reserve = Math.max(2, Math.ceil(limit.burst * 0.1));
     return { priority, background: Math.max(1, priority - reserve) };
   }

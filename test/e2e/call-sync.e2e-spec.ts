@@ -1,27 +1,12 @@
 import { createServer, type Server } from 'node:http';
-import { DataSource } from 'typeorm';
 import type { Portal } from '../emulators/bitrix24/portal';
 import { createTestApp, type TestApp } from './support/app';
 import { Bitrix24Emulator, bitrixEnv, connectPortal } from './support/bitrix';
+import { callRow, pbxCallId as uid, pbxEvent as ev, settled, until } from './support/calls';
 
 jest.setTimeout(60_000);
 
 const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
-let seq = 0;
-const uid = () => `pbx-${Date.now()}-${++seq}`;
-
-/** Waits until `probe` holds (polling), failing with what it last saw. */
-async function until<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await probe();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last seen: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    last = await probe();
-  }
-  return last;
-}
-
 /** Call sync end to end: PBX events over HTTP → PostgreSQL → worker → the emulator over sockets. */
 describe('call sync', () => {
   let emu: Bitrix24Emulator;
@@ -70,21 +55,9 @@ describe('call sync', () => {
   });
 
   const post = (body: unknown, token = admin.token) => t.http().post('/pbx/events').set(auth(token)).send(body as object);
-  const call = async (callId: string) => {
-    const [row] = await t.app.get(DataSource).query(`SELECT * FROM calls WHERE call_id = $1`, [callId]);
-    return row as Record<string, unknown> | undefined;
-  };
-  const synced = (callId: string) => until(() => call(callId), (r) => r?.sync_state === 'synced' || r?.sync_state === 'failed');
+  const call = (callId: string) => callRow(t, callId);
+  const synced = (callId: string) => settled(t, callId);
   const bitrixCall = (externalId: string) => portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === externalId);
-  const ev = (callId: string, event: string, extra: object = {}) => ({
-    call_id: callId,
-    event,
-    direction: 'inbound',
-    phone_number: '+998 90 123 45 67',
-    occurred_at: '2026-11-24T10:00:00+05:00',
-    ...extra,
-  });
-
   it('answers 202 with the accepted count, stores before any Bitrix24 request', async () => {
     const id = uid();
     const before = portal.requests.length;

@@ -138,12 +138,14 @@ export function planCall(call: Call, ctx: SyncContext): CallPlan {
       CALL_START_DATE: startDate(call),
       SHOW: 0,
       EXTERNAL_CALL_ID: call.callId,
-      CRM_CREATE: crmCreate(call, ctx) ? 1 : 0,
+      // A resend after a lost answer never creates a lead: the first register may have, and the new one finds it by the number.
+      CRM_CREATE: crmCreate(call, ctx) && !inDoubt('register') ? 1 : 0,
     };
     if (call.lineNumber) params.LINE_NUMBER = call.lineNumber;
     if (params.CRM_CREATE === 1 && ctx.crmSource) params.CRM_SOURCE = ctx.crmSource;
     // Re-sending a register whose outcome is unknown is safe: the same EXTERNAL_CALL_ID of an
-    // unfinished call gets the same CALL_ID back (the 30-minute rule).
+    // unfinished call gets the same CALL_ID back (the 30-minute rule, counted from CALL_START_DATE;
+    // past it a stray live call may remain, but no activity: activities are made by finish).
     plan.commands.push({ key: `r${id}`, kind: 'register', method: 'telephony.externalcall.register', params });
     plan.sending.push('register');
     callRef = `$result[r${id}][CALL_ID]`;

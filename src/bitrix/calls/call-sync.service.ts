@@ -280,11 +280,16 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     };
   }
 
-  /** Not connected (never, disconnected, uninstalled, reauth_required): its calls wait, bound to the portal they were meant for. */
+  /**
+   * Not connected: the company's calls wait. A call already sent to a portal stays bound to it
+   * (`member_id` is set when it is sent); after reauth_required every waiting call is bound to the
+   * portal, which must be the one reconnected (SPEC §6).
+   */
   private async pauseCompany(companyId: number, integration: BitrixIntegration | null): Promise<void> {
     await this.dataSource.query(
-      `UPDATE calls SET sync_state = 'paused', member_id = COALESCE(member_id, $2), updated_at = now() WHERE company_id = $1 AND sync_state = 'pending'`,
-      [companyId, integration?.memberId ?? null],
+      `UPDATE calls SET sync_state = 'paused', member_id = CASE WHEN $3 THEN COALESCE(member_id, $2) ELSE member_id END, updated_at = now()
+       WHERE company_id = $1 AND sync_state = 'pending'`,
+      [companyId, integration?.memberId ?? null, integration?.status === 'reauth_required'],
     );
   }
 

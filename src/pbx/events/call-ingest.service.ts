@@ -149,22 +149,24 @@ export class CallIngestService {
     }
     if (!byCall.size) return;
 
-    const [integration] = await em.query<{ status: string }[]>(`SELECT status FROM bitrix_integrations WHERE company_id = $1`, [companyId]);
+    const [integration] = await em.query<{ status: string; member_id: string }[]>(`SELECT status, member_id FROM bitrix_integrations WHERE company_id = $1`, [companyId]);
     const initialState: SyncState = integration?.status === 'connected' ? 'pending' : 'paused';
+    // Waiting for re-authorisation: the calls belong to that portal (SPEC §6).
+    const memberId = integration?.status === 'reauth_required' ? integration.member_id : null;
 
     // Create the calls first seen now (concurrent requests for one new call meet on the unique key), then lock them all.
     const created = new Map<string, CallFacts>();
     const inserts = [...byCall].map(([callId, list]) => {
       const facts = initialFacts(list[0]);
       created.set(callId, facts);
-      return { ...factsRecord(facts, { callId, clickToCall: facts.bitrixCallId !== null, syncState: initialState }), direction: list[0].direction, phone_number: list[0].phoneNumber, phone_raw: list[0].phoneRaw.slice(0, 64) };
+      return { ...factsRecord(facts, { callId, clickToCall: facts.bitrixCallId !== null, syncState: initialState }), direction: list[0].direction, phone_number: list[0].phoneNumber, phone_raw: list[0].phoneRaw.slice(0, 64), member_id: memberId };
     });
     const inserted = await em.query<{ call_id: string }[]>(
       `INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, line_number, first_sip_phone, rung, answered_by, handled_by,
-         started_at, start_offset_min, ringing_seen, answered_at, ended_at, duration, recording_url, bitrix_call_id, click_to_call, sync_state, attempts, next_attempt_at)
+         started_at, start_offset_min, ringing_seen, answered_at, ended_at, duration, recording_url, bitrix_call_id, click_to_call, sync_state, member_id, attempts, next_attempt_at)
        SELECT $1, r.call_id, r.direction, r.phone_number, r.phone_raw, r.status, r.line_number, r.first_sip_phone, r.rung, r.answered_by, r.handled_by,
-         r.started_at, r.start_offset_min, r.ringing_seen, r.answered_at, r.ended_at, r.duration, r.recording_url, r.bitrix_call_id, r.click_to_call, r.sync_state, 0, now()
-       FROM jsonb_to_recordset($2::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, ${FACT_COLUMNS})
+         r.started_at, r.start_offset_min, r.ringing_seen, r.answered_at, r.ended_at, r.duration, r.recording_url, r.bitrix_call_id, r.click_to_call, r.sync_state, r.member_id, 0, now()
+       FROM jsonb_to_recordset($2::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, member_id text, ${FACT_COLUMNS})
        ON CONFLICT (company_id, call_id) DO NOTHING RETURNING call_id`,
       [companyId, JSON.stringify(inserts)],
     );

@@ -8,6 +8,7 @@ import { eventMethods } from './methods/events';
 import { taskMethods } from './methods/tasks';
 import { telephonyMethods } from './methods/telephony';
 import { userMethods } from './methods/users';
+import { voximplantMethods } from './methods/voximplant';
 import type { UploadedFile } from './multipart';
 import type { Portal } from './portal';
 import type { CallContext, MethodSpec, Outcome, TimeBlock, User } from './types';
@@ -21,6 +22,7 @@ const METHODS: ReadonlyMap<string, MethodSpec> = new Map(
     ...telephonyMethods,
     ...crmMethods,
     ...taskMethods,
+    ...voximplantMethods,
     batch: batchMethod,
   }).map(([name, spec]) => [name.toLowerCase(), spec]),
 );

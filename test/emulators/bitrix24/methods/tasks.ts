@@ -1,4 +1,5 @@
 import { scalarText, toInt } from '../args';
+import { applyFilter, paginate } from '../list';
 import { atom } from '../clock';
 import { RestError, coreError } from '../errors';
 import { method, type MethodSpec } from '../types';
@@ -49,5 +50,24 @@ export const taskMethods: Record<string, MethodSpec> = {
         },
       },
     };
+  }),
+
+  /**
+   * Scope `task`. `filter` with the usual prefixes (`%TITLE` is LIKE), `select`; result
+   * `{tasks: [{id, title, …}]}` in camelCase, pages of 50 (apidocs tasks-task-list).
+   */
+  'tasks.task.list': method(['task'], ({ portal, args }) => {
+    const rows = portal.tasks.map((task) => ({
+      id: String(task.id),
+      title: typeof task.fields.TITLE === 'string' ? task.fields.TITLE : '',
+      description: typeof task.fields.DESCRIPTION === 'string' ? task.fields.DESCRIPTION : '',
+      responsibleId: scalarText(task.fields.RESPONSIBLE_ID) ?? '',
+      createdBy: String(task.createdBy),
+      ufCrmTask: Array.isArray(task.fields.UF_CRM_TASK) ? task.fields.UF_CRM_TASK.map(String) : [],
+    }));
+    const byField: Record<string, keyof (typeof rows)[number]> = { ID: 'id', TITLE: 'title', DESCRIPTION: 'description', RESPONSIBLE_ID: 'responsibleId', CREATED_BY: 'createdBy' };
+    const filtered = applyFilter(rows, args.obj('filter'), (row, field) => (byField[field] ? row[byField[field]] : undefined));
+    const page = paginate(filtered, args.get('start'));
+    return { result: { tasks: page.rows }, total: page.total, ...(page.next === undefined ? {} : { next: page.next }) };
   }),
 };

@@ -1,0 +1,197 @@
+import { DataSource } from 'typeorm';
+import type { Portal } from '../emulators/bitrix24/portal';
+import { createTestApp, type TestApp } from './support/app';
+import { Bitrix24Emulator, bitrixEnv, connectPortal } from './support/bitrix';
+import { answeredCall, callRow, pbxCallId, pbxEvent, settled, until } from './support/calls';
+
+jest.setTimeout(120_000);
+
+const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
+const USERS = [
+  { ID: 1, ADMIN: true, UF_PHONE_INNER: '101' },
+  { ID: 2, UF_PHONE_INNER: '102' },
+];
+
+/** Nothing lost, nothing sent twice: crashes mid-request, outages, expiring tokens, lost connections, two instances. */
+describe('call sync through failures', () => {
+  let emu: Bitrix24Emulator;
+  afterEach(async () => {
+    await emu.stop();
+  });
+
+  async function setUp(options: { portal?: Parameters<Bitrix24Emulator['addPortal']>[0]; connect?: boolean } = {}) {
+    const portal = await emu.addPortal({ users: USERS, scopes: ['crm', 'telephony', 'user_basic', 'task'], ...options.portal });
+    const t = await createTestApp({ env: bitrixEnv(emu, [portal]) });
+    const admin = await t.login('admin');
+    if (options.connect !== false) {
+      expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
+      await t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send({ missed_call_task: true, bindings: [{ sip_phone: '101', bitrix_user_id: 1 }] }).expect(200);
+    }
+    const post = (body: unknown) => t.http().post('/pbx/events').set(auth(admin.token)).send(body as object).expect(202);
+    return { portal, t, admin, post };
+  }
+  /** Every call of the portal registered once and finished once, by EXTERNAL_CALL_ID. */
+  const mirroredOnce = (portal: Portal, ids: string[]) => {
+    for (const id of ids) {
+      const calls = portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === id);
+      expect([id, calls.length]).toEqual([id, 1]);
+      expect([id, portal.telephony.statistics.filter((s) => s.CALL_ID === calls[0].CALL_ID).length]).toEqual([id, 1]);
+    }
+  };
+  /** The row as a crashed instance leaves it: `steps` sent, their outcome never stored. */
+  const crashAfterSending = (t: TestApp, callId: string, fields: string) =>
+    t.app.get(DataSource).query(`UPDATE calls SET sync_state = 'pending', next_attempt_at = now(), ${fields} WHERE call_id = $1`, [callId]).then(() =>
+      t.app.get(DataSource).query(`UPDATE call_sync_portals SET due_at = now(), wake_seq = wake_seq + 1`),
+    );
+
+  it('never registers twice after a crash between sending and storing the answer', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, post } = await setUp();
+    try {
+      // Register and finish went out in one batch; the answer was lost.
+      const both = pbxCallId();
+      await post(answeredCall(both));
+      await settled(t, both);
+      await crashAfterSending(t, both, `bitrix_call_id = NULL, done_steps = '{}', sent_steps = '{register,finish}'`);
+      await until(() => callRow(t, both), (r) => r?.sync_state === 'synced' && r.bitrix_call_id !== null);
+      // Only the register went out (the call still rings): the same EXTERNAL_CALL_ID gets the same CALL_ID back.
+      // (Within Bitrix24's 30 minutes of the call's start: a recent call.)
+      const ringing = pbxCallId();
+      const now = new Date().toISOString();
+      await post(pbxEvent(ringing, 'ringing', { sip_phones: ['101'], occurred_at: now }));
+      const first = await until(() => callRow(t, ringing), (r) => typeof r?.bitrix_call_id === 'string');
+      await crashAfterSending(t, ringing, `bitrix_call_id = NULL, shown_to = '{}', sent_steps = '{register}'`);
+      await until(() => callRow(t, ringing), (r) => typeof r?.bitrix_call_id === 'string' && (r.shown_to as number[]).length === 1);
+      expect((await callRow(t, ringing))?.bitrix_call_id).toBe(first?.bitrix_call_id);
+      await post(pbxEvent(ringing, 'ended', { status: 'answered', duration: 3, occurred_at: new Date().toISOString() }));
+      await settled(t, ringing);
+      mirroredOnce(portal, [both, ringing]);
+      // A missed-call task whose create answer was lost is found by its marker, not created again.
+      const missed = pbxCallId();
+      await post([pbxEvent(missed, 'ringing', { sip_phones: ['101'] }), pbxEvent(missed, 'ended', { status: 'no_answer', duration: 0 })]);
+      await settled(t, missed);
+      await crashAfterSending(t, missed, `done_steps = array_remove(done_steps, 'task'), sent_steps = '{task}', task_id = NULL`);
+      await until(() => callRow(t, missed), (r) => r?.sync_state === 'synced' && r.task_id !== null);
+      expect(portal.tasks.filter((task) => String(task.fields.TITLE).includes(missed))).toHaveLength(1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('stores calls of a company that is not connected (paused), and mirrors them without cards once it connects', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, admin, post } = await setUp({ connect: false });
+    try {
+      const ended = pbxCallId();
+      const live = pbxCallId();
+      await post([...answeredCall(ended), pbxEvent(live, 'ringing', { sip_phones: ['101'] })]);
+      await until(() => callRow(t, ended), (r) => r?.sync_state === 'paused');
+      const list = await t.http().get('/integration/bitrix/calls?sync_state=paused').set(auth(admin.token)).expect(200);
+      expect(list.body.result.total).toBe(2);
+      expect(portal.requests.filter((r) => r.method.startsWith('telephony'))).toEqual([]);
+
+      expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
+      await settled(t, ended);
+      mirroredOnce(portal, [ended]);
+      const [registered] = portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === ended);
+      expect(portal.telephony.cards.filter((c) => c.CALL_ID === registered.CALL_ID && c.action === 'show')).toEqual([]);
+      // The call that still rings is registered for the integration's owner (no binding saved yet), and no
+      // unbound operator gets a card.
+      const [ringing] = await until(() => portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === live), (c) => c.length === 1);
+      expect(ringing).toMatchObject({ USER_ID: 1, shownTo: [] });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('pauses on reauth_required and on disconnect, and resumes when the same portal is connected again', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, admin, post } = await setUp();
+    try {
+      portal.revokeApp();
+      const afterRevoke = pbxCallId();
+      await post(answeredCall(afterRevoke));
+      await until(() => callRow(t, afterRevoke), (r) => r?.sync_state === 'paused');
+      expect((await t.http().get('/integration/bitrix/info').set(auth(admin.token))).body.result.status).toBe('reauth_required');
+      portal.reinstallApp();
+      expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
+      await settled(t, afterRevoke);
+
+      // Waiting for re-authorisation, a call belongs to that portal: another portal of the company does not take it.
+      portal.revokeApp();
+      const whileRevoked = pbxCallId();
+      await post(answeredCall(whileRevoked));
+      await until(() => callRow(t, whileRevoked), (r) => r?.sync_state === 'paused');
+      await t.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
+      const afterDisconnect = pbxCallId();
+      await post(answeredCall(afterDisconnect));
+      await until(() => callRow(t, afterDisconnect), (r) => r?.sync_state === 'paused');
+      const other = await emu.addPortal({ users: USERS });
+      const t2 = await createTestApp({ env: bitrixEnv(emu, [portal, other]), databaseUrl: t.databaseUrl });
+      try {
+        // After a disconnect, the next portal the company connects takes the waiting calls.
+        expect((await connectPortal(t2, admin.token, other)).res.status).toBe(200);
+        await settled(t, afterDisconnect);
+        mirroredOnce(other, [afterDisconnect]);
+        expect((await callRow(t, whileRevoked))?.sync_state).toBe('paused');
+        expect(other.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === whileRevoked)).toEqual([]);
+        portal.reinstallApp();
+        await t2.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
+        expect((await connectPortal(t2, admin.token, portal)).res.status).toBe(200);
+      } finally {
+        await t2.close();
+      }
+      await settled(t, whileRevoked);
+      mirroredOnce(portal, [afterRevoke, whileRevoked]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('loses and duplicates nothing through a 20 s outage, lost connections and tokens expiring every 2 s', async () => {
+    emu = new Bitrix24Emulator({ accessTokenTtlSec: 2 });
+    await emu.start();
+    const { portal, t, post } = await setUp();
+    try {
+      const ids = Array.from({ length: 120 }, () => pbxCallId());
+      const half = ids.length / 2;
+      await post(ids.slice(0, half).flatMap((id) => answeredCall(id)));
+      portal.faults.outage = true;
+      await post(ids.slice(half).flatMap((id) => answeredCall(id)));
+      await new Promise((r) => setTimeout(r, 20_000));
+      portal.faults.outage = false;
+      portal.faults.resetConnections = true;
+      await new Promise((r) => setTimeout(r, 1_000));
+      portal.faults.resetConnections = false;
+      for (const id of ids) await settled(t, id, 60_000);
+      mirroredOnce(portal, ids);
+      const rows = await t.app.get(DataSource).query(`SELECT sync_state, count(*)::int AS n FROM calls GROUP BY sync_state`);
+      expect(rows).toEqual([{ sync_state: 'synced', n: ids.length }]);
+      expect(emu.oauthRequests.filter((r) => r.error === 'invalid_grant')).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('two instances on one database send each step once and stay within the rate limit together', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, post } = await setUp({ portal: { rateLimit: { rate: 2, burst: 50 } } });
+    const t2 = await createTestApp({ env: bitrixEnv(emu, [portal]), databaseUrl: t.databaseUrl });
+    try {
+      const ids = Array.from({ length: 300 }, () => pbxCallId());
+      await Promise.all([post(ids.slice(0, 150).flatMap((id) => answeredCall(id))), post(ids.slice(150).flatMap((id) => answeredCall(id)))]);
+      for (const id of ids) await settled(t, id, 60_000);
+      mirroredOnce(portal, ids);
+      expect(portal.stats.queryLimitExceeded).toBe(0);
+      // Register and finish of a call share a batch: 300 calls in a handful of requests.
+      expect(portal.requests.filter((r) => r.method === 'batch').length).toBeLessThan(30);
+    } finally {
+      await t2.close();
+      await t.close();
+    }
+  });
+});
