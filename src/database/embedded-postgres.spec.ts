@@ -349,7 +349,7 @@ describe('startEmbeddedPostgres', () => {
   it('removes a postmaster.pid naming a zombie (it passes kill(pid, 0)) and starts', async () => {
     // sh forks `sleep 0`, then becomes `sleep 30`, which never reaps it: a zombie.
     const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const [chunk] = (await once(parent.stdout!, 'data')) as [Buffer];
+    const [chunk] = (await once(parent.stdout, 'data')) as [Buffer];
     const zombie = Number.parseInt(chunk.toString(), 10);
     while (pidAlive(zombie)) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(() => process.kill(zombie, 0)).not.toThrow();
