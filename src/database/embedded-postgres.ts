@@ -55,7 +55,7 @@ const run = promisify(execFile);
 
 interface Cluster {
   dir: string;
-  files: { password: string; owner: string; lock: string; pid: string; log: string };
+  files: { password: string; owner: string; pid: string; log: string };
   pgCtl: string;
   initdb: string;
   /** The postgres system user, when we are root. */
@@ -69,14 +69,19 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const dir = path.join(dataDir, 'postgres');
   await fs.mkdir(dataDir, { recursive: true });
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const release = await lockfile.lock(dir, {
-    lockfilePath: `${dir}.lock`,
-    realpath: false,
-    // A crashed holder's lock is taken over once it is this old (the holder refreshes it meanwhile).
-    stale: 15_000,
-    retries: { retries: 1_200, factor: 1, minTimeout: 100, maxTimeout: 100 },
-    onCompromised: (error) => log('warn', `start lock ${dir}.lock: ${error.message}`),
-  });
+  const release = await lockfile
+    .lock(dir, {
+      lockfilePath: `${dir}.lock`,
+      realpath: false,
+      // A crashed holder's lock is taken over once it is this old (a live holder keeps refreshing it).
+      stale: 15_000,
+      retries: { retries: 1_200, factor: 1, minTimeout: 100, maxTimeout: 100 },
+      onCompromised: (error) => log('warn', `start lock ${dir}.lock: ${error.message}`),
+    })
+    .catch((error: unknown) => {
+      if ((error as { code?: string }).code !== 'ELOCKED') throw error;
+      throw new Error(`Gave up waiting for another process to finish starting PostgreSQL on ${dataDir} (${dir}.lock)`, { cause: error });
+    });
   try {
     const bin = await binaries(log);
     const cluster: Cluster = {
@@ -84,7 +89,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       files: {
         password: `${dir}.password`,
         owner: `${dir}.owner`,
-        lock: `${dir}.lock`,
         pid: path.join(dir, 'postmaster.pid'),
         log: path.join(dir, 'server.log'),
       },
@@ -112,10 +116,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
 async function startServer(cluster: Cluster, database: string): Promise<EmbeddedPostgres> {
   const { files, log } = cluster;
-  const initialised = await fs.access(path.join(cluster.dir, 'PG_VERSION')).then(
-    () => true,
-    () => false,
-  );
+  const initialised = await fs.stat(path.join(cluster.dir, 'PG_VERSION')).then(Boolean, () => false);
   const password = await readOrCreatePassword(cluster, initialised);
   if (!initialised) {
     log('info', `initialising a new PostgreSQL cluster in ${cluster.dir}`);
@@ -176,11 +177,12 @@ async function startServer(cluster: Cluster, database: string): Promise<Embedded
 
 /** Fast shutdown (waits for it); immediate shutdown if that fails. Nothing to do when the server is gone. */
 async function stopServer(cluster: Cluster): Promise<void> {
-  if (!(await readPidFile(cluster.files.pid))) return;
+  const gone = async (): Promise<boolean> => !isAlive((await readPidFile(cluster.files.pid))?.pid ?? 0);
+  if (await gone()) return;
   try {
     await pgCtl(cluster, 'stop', '--mode=fast', '--timeout=30');
   } catch (error) {
-    if (!(await readPidFile(cluster.files.pid))) return;
+    if (await gone()) return;
     cluster.log('warn', `PostgreSQL fast shutdown failed (${errorText(error)}); shutting down immediately`);
     await pgCtl(cluster, 'stop', '--mode=immediate');
   }
@@ -195,7 +197,7 @@ async function binaries(log: EmbeddedPostgresOptions['log']): Promise<{ pgCtl: s
   } catch (error) {
     throw new Error(`No embedded PostgreSQL for this platform (${name} is not installed): set DATABASE_URL`, { cause: error });
   }
-  // Without its postinstall (npm --ignore-scripts) postgres dies on a missing libicu….so (STACK-NOTES 4).
+  // The package's postinstall creates them; without it (npm --ignore-scripts) postgres dies on a missing libicu….so.
   const packageDir = path.resolve(exported.pg_ctl, '..', '..', '..');
   const links = JSON.parse(await fs.readFile(path.join(packageDir, 'native', 'pg-symlinks.json'), 'utf8').catch(() => '[]')) as { target: string }[];
   const present = await Promise.all(links.map(({ target }) => fs.lstat(path.join(packageDir, target)).then(() => true, () => false)));
@@ -275,13 +277,14 @@ async function runningServer(cluster: Cluster): Promise<{ pid: number; port: num
 /** The pid in postgres.owner if that process is alive and a node process (not a recycled pid). */
 async function liveOwner(cluster: Cluster): Promise<number | undefined> {
   const pid = Number.parseInt(await fs.readFile(cluster.files.owner, 'utf8').catch(() => ''), 10);
-  if (!(pid > 0) || !isAlive(pid)) return undefined;
+  if (!isAlive(pid)) return undefined;
   const exe = await fs.readlink(`/proc/${pid}/exe`).catch(() => undefined);
   return exe === undefined || path.basename(exe).startsWith('node') ? pid : undefined;
 }
 
 /** kill(pid, 0), except that a zombie (dead, not yet reaped) is dead: /proc tells, where there is one. */
 function isAlive(pid: number): boolean {
+  if (!(pid > 0)) return false;
   try {
     process.kill(pid, 0);
   } catch (error) {
