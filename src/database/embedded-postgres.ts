@@ -9,6 +9,7 @@
  *   postgres.owner       the pid of the node process that started the running server
  *   postgres.lock        held (proper-lockfile) while a process starts or reuses the server, so two
  *                        processes starting at once do not both run initdb or start a server
+ * The server listens on 127.0.0.1 only, on a free port chosen at each start, with no Unix socket.
  *
  * A start meets one of three cases: no server → start one (`owned`, `stop()` stops it); a server whose
  * owner is alive, say the service while the CLI runs → reuse it (`stop()` does nothing); a server
