@@ -8,10 +8,10 @@ import { dataSourceOptions } from './src/database/schema';
 /**
  * The TypeORM CLI data source (`npm run typeorm -- migration:show|run|revert`), with the app's own
  * options. Without DATABASE_URL it reuses the embedded PostgreSQL of a running service, or starts
- * it detached (the next service start takes it over).
+ * it for the command (stopped when the command exits).
  */
 export default (async (): Promise<DataSource> => {
   const config = loadConfig();
-  const database = await openDatabase(config, bootLog, { detached: true });
+  const database = await openDatabase(config, bootLog);
   return new DataSource({ ...dataSourceOptions(database.url), migrationsRun: false });
 })();

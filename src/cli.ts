@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const quietLog = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => {
     if (level === 'warn' || level === 'error') bootLog(level, message);
   };
-  const database = await openDatabase(config, quietLog, { detached: true });
+  const database = await openDatabase(config, quietLog);
   try {
     await CommandFactory.run(CliModule.forRoot({ config, databaseUrl: database.url }), {
       logger: false,

