@@ -12,6 +12,7 @@ import type { Config } from './config/config';
 import { coreImports } from './core-imports';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { SmartRedirectModule } from './pbx/smart-redirect/smart-redirect.module';
 
 export interface AppModuleOptions {
   /** Validated configuration (loaded once by the caller: main.ts or a test). */
@@ -33,6 +34,7 @@ export class AppModule {
         CommonModule,
         AuthModule,
         BitrixModule,
+        SmartRedirectModule,
         HealthModule,
         MetricsModule,
       ],
