@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { InjectRepository } from '@nestjs/typeorm';
 import { LRUCache } from 'lru-cache';
 import { Counter } from 'prom-client';
-import { In, Repository } from 'typeorm';
+import { Repository } from 'typeorm';
 import { BitrixApiService } from '../../bitrix/bitrix-api.service';
 import { BitrixIntegration } from '../../bitrix/bitrix-integration.entity';
 import { Binding } from '../../bitrix/settings/binding.entity';
@@ -36,6 +36,8 @@ const NOT_FOUND_TTL_MS = 60_000;
 const FAILED_TTL_MS = 15_000;
 /** Numbers cached across all companies (an entry is a few hundred bytes). */
 const CACHE_ENTRIES = 20_000;
+
+type Outcome = 'cached' | 'looked_up' | 'timeout' | 'failed' | 'not_connected' | 'not_a_number';
 
 /**
  * The responsible-operator lookup behind Smart Redirect (SPEC §8): the CRM record for a caller's
@@ -70,37 +72,43 @@ export class ResponsibleService {
     this.country = config.get('app', { infer: true }).defaultCountry;
     this.lookups = new Counter({
       name: 'smart_redirect_lookups_total',
-      help: 'Responsible-operator lookups by outcome (cached, looked_up, timeout, failed, not_connected)',
+      help: 'Responsible-operator lookups by outcome (cached, looked_up, timeout, failed, not_connected, not_a_number)',
       labelNames: ['outcome'],
       registers: [metrics.registry],
     });
   }
 
-  /** The operator responsible for `rawPhone` in `companyId`'s CRM, answered within the deadline. */
-  async lookup(companyId: number, rawPhone: string): Promise<Responsible> {
-    const deadline = Date.now() + this.timeoutMs;
-    let integration: BitrixIntegration | null = null;
+  /**
+   * The operator responsible for `rawPhone` in `companyId`'s CRM, answered within the deadline
+   * counted from `startedAt` (when the caller's request arrived, if it did work before asking).
+   */
+  async lookup(companyId: number, rawPhone: string, startedAt = Date.now()): Promise<Responsible> {
+    const portal: { memberId?: string } = {};
+    const found = await this.withinDeadline(this.find(companyId, rawPhone, portal), startedAt + this.timeoutMs);
+    this.lookups.inc({ outcome: found?.outcome ?? 'timeout' });
+    if (found) return found.responsible;
+    this.logger.warn({ companyId, memberId: portal.memberId, timeoutMs: this.timeoutMs }, 'Responsible lookup passed its deadline; answering nobody, the lookup finishes into the cache');
+    return NOBODY;
+  }
+
+  /** The whole lookup, database included (all of it counts against the deadline); never throws. */
+  private async find(companyId: number, rawPhone: string, portal: { memberId?: string }): Promise<{ responsible: Responsible; outcome: Outcome }> {
     try {
       const phone = normalizePhone(rawPhone, this.country);
-      if (!phone) return NOBODY;
-      integration = await this.integrations.findOneBy({ companyId });
-      if (integration?.status !== 'connected') {
-        this.lookups.inc({ outcome: 'not_connected' });
-        return NOBODY;
-      }
+      if (!phone) return { responsible: NOBODY, outcome: 'not_a_number' };
+      // Both in one round trip: bindings are read fresh for every answer, cached or not.
+      const [integration, bindings] = await Promise.all([this.integrations.findOneBy({ companyId }), this.bindings.findBy({ companyId })]);
+      if (integration?.status !== 'connected') return { responsible: NOBODY, outcome: 'not_connected' };
+      portal.memberId = integration.memberId;
       const key = `${companyId}:${integration.memberId}:${phone.e164}`;
       const cached = this.cache.get(key);
-      const answer = cached ?? (await this.withinDeadline(this.cache.fetch(key, { context: { integration, phone } }), deadline));
-      this.lookups.inc({ outcome: cached ? 'cached' : answer ? ('failed' in answer ? 'failed' : 'looked_up') : 'timeout' });
-      if (!answer) {
-        this.logger.warn({ companyId, memberId: integration.memberId, timeoutMs: this.timeoutMs }, 'Responsible lookup passed its deadline; answering nobody, the lookup finishes into the cache');
-        return NOBODY;
-      }
-      return 'failed' in answer ? NOBODY : await this.operatorFor(companyId, answer.owners);
+      const answer = cached ?? (await this.cache.fetch(key, { context: { integration, phone } }));
+      if (!answer || 'failed' in answer) return { responsible: NOBODY, outcome: 'failed' };
+      const extensions = new Map(bindings.map((b) => [b.bitrixUserId, b.sipPhone]));
+      return { responsible: operatorFor(answer.owners, extensions), outcome: cached ? 'cached' : 'looked_up' };
     } catch (err) {
-      this.lookups.inc({ outcome: 'failed' });
-      this.logger.warn({ companyId, memberId: integration?.memberId, err: (err as Error).message }, 'Responsible lookup failed; answering nobody');
-      return NOBODY;
+      this.logger.warn({ companyId, memberId: portal.memberId, err: (err as Error).message }, 'Responsible lookup failed; answering nobody');
+      return { responsible: NOBODY, outcome: 'failed' };
     }
   }
 
@@ -130,23 +138,22 @@ export class ResponsibleService {
     }
   }
 
-  /**
-   * The record whose owner can take the call: a bound owner at work first, then any bound owner,
-   * then (for `bitrix_user_id` only) an owner at work. An owner without a binding has no extension
-   * to route to: `sip_phone` stays null and the PBX routes as usual (SPEC §8 maps through the
-   * bindings only; `default_bitrix_user_id` is for call registration and callbacks, not routing).
-   */
-  private async operatorFor(companyId: number, owners: CrmOwner[]): Promise<Responsible> {
-    if (!owners.length) return NOBODY;
-    const bound = await this.bindings.findBy({ companyId, bitrixUserId: In([...new Set(owners.map((o) => o.bitrixUserId))]) });
-    const extension = new Map(bound.map((b) => [b.bitrixUserId, b.sipPhone]));
-    const rank = (o: CrmOwner) => (extension.has(o.bitrixUserId) ? 2 : 0) + (o.working ? 1 : 0);
-    const best = owners.reduce((a, b) => (rank(b) > rank(a) ? b : a));
-    return {
-      sip_phone: extension.get(best.bitrixUserId) ?? null,
-      bitrix_user_id: best.bitrixUserId,
-      crm_entity_type: best.entityType,
-      crm_entity_id: best.entityId,
-    };
-  }
+}
+
+/**
+ * The record whose owner can take the call: a bound owner at work first, then any bound owner,
+ * then (for `bitrix_user_id` only) an owner at work. An owner without a binding has no extension
+ * to route to: `sip_phone` stays null and the PBX routes as usual (SPEC §8 maps through the
+ * bindings only; `default_bitrix_user_id` is for call registration and callbacks, not routing).
+ */
+function operatorFor(owners: CrmOwner[], extensions: Map<number, string>): Responsible {
+  if (!owners.length) return NOBODY;
+  const rank = (o: CrmOwner) => (extensions.has(o.bitrixUserId) ? 2 : 0) + (o.working ? 1 : 0);
+  const best = owners.reduce((a, b) => (rank(b) > rank(a) ? b : a));
+  return {
+    sip_phone: extensions.get(best.bitrixUserId) ?? null,
+    bitrix_user_id: best.bitrixUserId,
+    crm_entity_type: best.entityType,
+    crm_entity_id: best.entityId,
+  };
 }

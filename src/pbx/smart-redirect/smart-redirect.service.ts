@@ -22,6 +22,8 @@ export class SmartRedirectService {
   ) {}
 
   async answer(key: string, phone: unknown): Promise<SmartRedirectAnswer> {
+    // The PBX's wait starts now: finding the company by its key counts against the deadline.
+    const startedAt = Date.now();
     // Looked up by hash, so the comparison leaks nothing about stored keys.
     const company = KEY_FORMAT.test(key)
       ? await this.settings.findOne({ where: { smartRedirectKeyHash: sha256Hex(key) }, select: { companyId: true, smartRedirect: true } })
@@ -31,7 +33,7 @@ export class SmartRedirectService {
       throw AppError.validation('phone', 'phone must be a phone number.');
     }
     if (!company.smartRedirect) return {};
-    const { sip_phone } = await this.responsible.lookup(company.companyId, phone);
+    const { sip_phone } = await this.responsible.lookup(company.companyId, phone, startedAt);
     return sip_phone ? { extension: sip_phone } : {};
   }
 }
