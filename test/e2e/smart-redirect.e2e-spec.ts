@@ -209,6 +209,17 @@ describe('Smart Redirect', () => {
       await redirect(phone).expect(422, '{}');
     });
 
+    it('answers {} and 500 when the service itself fails, and recovers', async () => {
+      const db = t.app.get(DataSource);
+      await db.query('ALTER TABLE bitrix_settings RENAME TO bitrix_settings_away');
+      try {
+        await redirect('+998901111111').expect(500, '{}');
+      } finally {
+        await db.query('ALTER TABLE bitrix_settings_away RENAME TO bitrix_settings');
+      }
+      await redirect('+998901111111').expect(200, '{"extension":"102"}');
+    });
+
     it('answers a repeated phone parameter with {} and 422', async () => {
       await t.http().get(`/pbx/smart-redirect/${key}?phone=1&phone=2`).expect(422, '{}');
     });
