@@ -161,6 +161,8 @@ describe('Smart Redirect', () => {
       expect(Date.now() - cachedStart).toBeLessThan(DEADLINE_MS);
       expect(portal.stats.requests).toBe(before.http + 1);
       expect(lookupsOf(portal)).toBe(before.lookups + 1);
+      const metrics = await t.http().get('/metrics').expect(200);
+      for (const outcome of ['timeout', 'cached', 'looked_up']) expect(metrics.text).toMatch(new RegExp(`smart_redirect_lookups_total\\{outcome="${outcome}"\\} [1-9]`));
     });
 
     it('runs one lookup for many concurrent requests for the same number', async () => {
