@@ -111,7 +111,8 @@ async function main(): Promise<void> {
   const users = Array.from({ length: OPERATORS }, (_, i) => ({ ID: i + 1, ADMIN: i === 0, UF_PHONE_INNER: String(101 + i), TIMEMAN_STATUS: 'OPENED' as const }));
   const portal = await emu.addPortal({ users, crm: { contacts: NUMBERS * 3 } });
   const phones = portal.crm.contacts.map((c) => (c.PHONE as { VALUE: string }[])[0].VALUE);
-  const owners = new Map(portal.crm.contacts.map((c) => [phones[portal.crm.contacts.indexOf(c)].replace(/\D/g, ''), String(100 + Number(c.ASSIGNED_BY_ID))]));
+  // Operator i has ID i and extension 100 + i: the extension each number must be routed to.
+  const owners = new Map(portal.crm.contacts.map((c, i) => [phones[i].replace(/\D/g, ''), String(100 + Number(c.ASSIGNED_BY_ID))]));
 
   const dataDir = mkdtempSync(join(tmpdir(), 'utel-bench-'));
   const port = await freePort();

@@ -137,7 +137,6 @@ export class ResponsibleService {
       return { failed: true };
     }
   }
-
 }
 
 /**
