@@ -28,8 +28,8 @@ export async function withAdminClient<T>(work: (client: Client) => Promise<T>): 
 export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const template = process.env.TEST_DATABASE_TEMPLATE;
   if (!template) throw new Error('TEST_DATABASE_TEMPLATE is not set: run the e2e specs through Jest (global setup)');
-  // Named after the run (the template carries its pid): other runs on a shared server drop only their own.
-  const name = `${template.replace('_template_', '_')}_${randomBytes(6).toString('hex')}`;
+  // Named after the run's template, so a run's teardown drops its own databases and no other run's.
+  const name = `${template.replace('template_', '')}_${randomBytes(6).toString('hex')}`;
   await withAdminClient((c) => c.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`));
   return {
     url: databaseUrl(name),
