@@ -9,7 +9,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
@@ -164,6 +164,7 @@ async function main(): Promise<void> {
     // Warm-up of connections and code paths on other numbers.
     await measure(setC.slice(0, 20).map(redirectUrl), {}, expectExtension);
 
+    const loadBefore = loadavg()[0];
     // The floor on this machine right now: a route that does one database round trip.
     const health = stats(await measure(Array.from({ length: NUMBERS * CACHED_ROUNDS }, () => `${base}/health`), {}, () => undefined, 1));
     const before = portal.stats.requests;
@@ -177,6 +178,7 @@ async function main(): Promise<void> {
     portal.faults.delayMs = SLOW_DELAY_MS;
     const slow = stats(await measure(setC.slice(20, 20 + NUMBERS / 2).map(redirectUrl), {}, expectNobody));
 
+    const loadAfter = loadavg()[0];
     const ms = (x: number) => `${x.toFixed(1)} ms`;
     const row = (what: string, inFlight: number, s: Stats) => `| ${what} | ${inFlight} | ${s.n} | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.max)} |`;
     const cachedOk = cachedSerial.p99 <= 5 && cachedBearer.p99 <= 5;
@@ -190,7 +192,8 @@ async function main(): Promise<void> {
         `SMART_REDIRECT_TIMEOUT_MS=${DEADLINE_MS}; every answer is checked against the CRM record's owner).`,
       `Targets: cached p99 ≤ 5 ms (one request in flight: the service's own cost, not queueing on 2 cores); ` +
         `uncached never later than the deadline + 50 ms (${DEADLINE_MS + 50} ms). ` +
-        `Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine:`,
+        `Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine, shared: load average ` +
+        `${loadBefore.toFixed(1)} before and ${loadAfter.toFixed(1)} after (the baseline row shows the floor that leaves):`,
       '',
       '| what | in flight | requests | p50 | p99 | max |',
       '|---|---|---|---|---|---|',
