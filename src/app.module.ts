@@ -13,6 +13,7 @@ import { coreImports } from './core-imports';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PbxEventsModule } from './pbx/events/pbx-events.module';
+import { SmartRedirectModule } from './pbx/smart-redirect/smart-redirect.module';
 
 export interface AppModuleOptions {
   /** Validated configuration (loaded once by the caller: main.ts or a test). */
@@ -35,6 +36,7 @@ export class AppModule {
         AuthModule,
         BitrixModule,
         PbxEventsModule,
+        SmartRedirectModule,
         HealthModule,
         MetricsModule,
       ],
