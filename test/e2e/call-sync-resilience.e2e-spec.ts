@@ -79,6 +79,40 @@ describe('call sync through failures', () => {
     }
   });
 
+  it('creates a contact and a deal in the pipeline for an unknown number, at most once, and registers the call bound to the contact', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, admin, post } = await setUp();
+    try {
+      await t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send({ pipeline_id: 1, crm_create: 'inbound', crm_source: 'WEB' }).expect(200);
+      const known = portal.crm.add('CONTACT', { NAME: 'Aziz', PHONE: [{ VALUE: '+998935550022', VALUE_TYPE: 'WORK' }] }, 1);
+      const fresh = pbxCallId();
+      const regular = pbxCallId();
+      await post([...answeredCall(fresh, { phone_number: '+998 97 111 22 33' }), ...answeredCall(regular, { phone_number: '93 555 00 22' })]);
+      await settled(t, fresh);
+      await settled(t, regular);
+      const contacts = portal.crm.list('CONTACT').filter((c) => c.ORIGIN_ID === fresh);
+      const deals = portal.crm.list('DEAL').filter((d) => d.ORIGIN_ID === fresh);
+      expect(contacts).toHaveLength(1);
+      expect(deals).toHaveLength(1);
+      expect(deals[0]).toMatchObject({ CATEGORY_ID: '1', CONTACT_ID: contacts[0].ID, SOURCE_ID: 'WEB' });
+      const [call] = portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === fresh);
+      expect(call).toMatchObject({ CRM_ENTITY_TYPE: 'CONTACT', CRM_ENTITY_ID: Number(contacts[0].ID) });
+      expect(portal.crm.activities.filter((a) => a.ORIGIN_ID === `VI_${call.CALL_ID}`)).toMatchObject([{ OWNER_TYPE: 'CONTACT', OWNER_ID: Number(contacts[0].ID) }]);
+      // A number the CRM knows gets nothing created; outbound calls are not covered by crm_create.
+      expect(portal.crm.list('CONTACT').filter((c) => c.ORIGIN_ID === regular)).toEqual([]);
+      expect(portal.telephony.calls.find((c) => c.EXTERNAL_CALL_ID === regular)).toMatchObject({ CRM_ENTITY_TYPE: 'CONTACT', CRM_ENTITY_ID: Number(known.ID) });
+      // The create's answer was lost: the contact and deal are found by their origin, not made again.
+      await crashAfterSending(t, fresh, `bitrix_call_id = NULL, done_steps = '{dedupe}', sent_steps = '{contact,deal,register,finish}', crm_entity_type = NULL, crm_entity_id = NULL, deal_id = NULL`);
+      await until(() => callRow(t, fresh), (r) => r?.sync_state === 'synced' && r.deal_id !== null);
+      expect(portal.crm.list('CONTACT').filter((c) => c.ORIGIN_ID === fresh)).toHaveLength(1);
+      expect(portal.crm.list('DEAL').filter((d) => d.ORIGIN_ID === fresh)).toHaveLength(1);
+      mirroredOnce(portal, [fresh, regular]);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('stores calls of a company that is not connected (paused), and mirrors them without cards once it connects', async () => {
     emu = new Bitrix24Emulator();
     await emu.start();

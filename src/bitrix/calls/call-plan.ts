@@ -14,7 +14,7 @@ export interface SyncContext {
   bindings: Map<string, number>;
 }
 
-export type CommandKind = 'register' | 'show' | 'hide' | 'finish' | 'lookup' | 'search' | 'task' | 'findTask';
+export type CommandKind = 'dedupe' | 'addContact' | 'addDeal' | 'findContact' | 'findDeal' | 'register' | 'show' | 'hide' | 'finish' | 'lookup' | 'search' | 'task' | 'findTask';
 
 export interface PlannedCommand {
   key: string;
@@ -45,6 +45,8 @@ const CRM_PREFIX: Record<string, string> = { CONTACT: 'C', LEAD: 'L', COMPANY: '
 
 /** The marker written into what the service creates, to find it again if a create's outcome is unknown. */
 export const marker = (call: Pick<Call, 'callId'>) => `[utel:${call.callId}]`;
+/** ORIGINATOR_ID of the contacts and deals the service creates (their ORIGIN_ID is the PBX call id). */
+export const ORIGINATOR = 'utel-pbx';
 
 /** `CALL_START_DATE`: the start in the offset the PBX reported it in (ISO 8601, like PHP's DATE_ATOM). */
 export function startDate(call: Pick<Call, 'startedAt' | 'startOffsetMin'>): string {
@@ -91,9 +93,16 @@ export function desiredCards(call: Call, ctx: SyncContext): number[] {
   return [...new Set(users.filter((u): u is number => u !== undefined))];
 }
 
+const covers = (call: Call, ctx: SyncContext) => ctx.crmCreate === 'all' || ctx.crmCreate === call.direction;
+
+/** Leads by Bitrix24 itself (register's CRM_CREATE) unless a pipeline is set. */
 function crmCreate(call: Call, ctx: SyncContext): boolean {
-  const covers = ctx.crmCreate === 'all' || ctx.crmCreate === call.direction;
-  return covers && ctx.pipelineId === null;
+  return covers(call, ctx) && ctx.pipelineId === null;
+}
+
+/** With a pipeline: an unknown number gets a contact and a deal in it, made by the service before the register. */
+export function needsDeal(call: Call, ctx: SyncContext): boolean {
+  return covers(call, ctx) && ctx.pipelineId !== null && !call.clickToCall;
 }
 
 export function needsTask(call: Call, ctx: SyncContext): boolean {
@@ -118,11 +127,17 @@ export function planCall(call: Call, ctx: SyncContext): CallPlan {
   const ended = call.endedAt !== null;
   let callRef = call.bitrixCallId;
 
+  let entity: { type: string; id: number | string } | null = call.crmEntityType && call.crmEntityId ? { type: call.crmEntityType, id: call.crmEntityId } : null;
   if (!callRef) {
     const user = registerUser(call, ctx);
     if (user === null) {
       plan.impossible = 'No Bitrix24 user to register the call for: bind the operator, set default_bitrix_user_id, or reconnect so the owner is known.';
       return plan;
+    }
+    if (needsDeal(call, ctx) && !(done('contact') && done('deal'))) {
+      const created = planDeal(call, ctx, user, plan);
+      if (created === 'wait') return plan;
+      entity = created;
     }
     if (inDoubt('register') && inDoubt('finish')) {
       // Register and finish went out together and their outcome is unknown: a second register of a
@@ -142,6 +157,7 @@ export function planCall(call: Call, ctx: SyncContext): CallPlan {
       CRM_CREATE: crmCreate(call, ctx) && !inDoubt('register') ? 1 : 0,
     };
     if (call.lineNumber) params.LINE_NUMBER = call.lineNumber;
+    if (entity) Object.assign(params, { CRM_ENTITY_TYPE: entity.type, CRM_ENTITY_ID: entity.id });
     if (params.CRM_CREATE === 1 && ctx.crmSource) params.CRM_SOURCE = ctx.crmSource;
     // Re-sending a register whose outcome is unknown is safe: the same EXTERNAL_CALL_ID of an
     // unfinished call gets the same CALL_ID back (the 30-minute rule, counted from CALL_START_DATE;
@@ -187,7 +203,8 @@ export function planCall(call: Call, ctx: SyncContext): CallPlan {
         DESCRIPTION: `Missed ${call.status === 'cancelled' ? 'call (the caller hung up)' : 'call (nobody answered)'} on ${startDate(call)}.`,
       };
       const prefix = call.crmEntityType ? CRM_PREFIX[call.crmEntityType] : undefined;
-      if (prefix && call.crmEntityId) fields.UF_CRM_TASK = [`${prefix}_${call.crmEntityId}`];
+      const links = [...(prefix && call.crmEntityId ? [`${prefix}_${call.crmEntityId}`] : []), ...(call.dealId ? [`D_${call.dealId}`] : [])];
+      if (links.length) fields.UF_CRM_TASK = links;
       plan.commands.push({ key: `t${id}`, kind: 'task', method: 'tasks.task.add', params: { fields } });
       plan.sending.push('task');
     }
@@ -200,4 +217,50 @@ export function planCall(call: Call, ctx: SyncContext): CallPlan {
   }
   plan.complete = true;
   return plan;
+}
+
+/**
+ * The contact and deal of an unknown number (SPEC §6, `pipeline_id`), created at most once: the
+ * number is first looked up in the CRM; a create whose answer was lost is looked for by its
+ * ORIGINATOR_ID/ORIGIN_ID before it is sent again. Returns the entity the register binds to, or
+ * 'wait' while a lookup must come first (the plan then holds the lookup).
+ */
+function planDeal(call: Call, ctx: SyncContext, user: number, plan: CallPlan): { type: string; id: number | string } | null | 'wait' {
+  const id = call.id;
+  const done = (step: CallStep) => call.doneSteps.includes(step);
+  const origin = { ORIGINATOR_ID: ORIGINATOR, ORIGIN_ID: call.callId };
+  if (!done('dedupe')) {
+    plan.live = !call.endedAt;
+    plan.commands.push({ key: `u${id}`, kind: 'dedupe', method: 'crm.duplicate.findbycomm', params: { type: 'PHONE', values: [call.phoneNumber] } });
+    return 'wait';
+  }
+  if (call.sentSteps.includes('contact') || call.sentSteps.includes('deal')) {
+    plan.commands.push({ key: `x${id}`, kind: 'findContact', method: 'crm.contact.list', params: { filter: origin, select: ['ID'] } });
+    plan.commands.push({ key: `y${id}`, kind: 'findDeal', method: 'crm.deal.list', params: { filter: origin, select: ['ID'] } });
+    return 'wait';
+  }
+  plan.live = !call.endedAt;
+  const source = ctx.crmSource ?? 'CALL';
+  let contact: number | string | null = call.crmEntityType === 'CONTACT' ? call.crmEntityId : null;
+  if (!done('contact')) {
+    plan.commands.push({
+      key: `c${id}`,
+      kind: 'addContact',
+      method: 'crm.contact.add',
+      params: { fields: { NAME: call.phoneNumber, PHONE: [{ VALUE: call.phoneNumber, VALUE_TYPE: 'WORK' }], SOURCE_ID: source, ASSIGNED_BY_ID: user, ...origin } },
+    });
+    plan.sending.push('contact');
+    contact = `$result[c${id}]`;
+  }
+  if (!done('deal')) {
+    const title = `${call.direction === 'inbound' ? 'Incoming' : 'Outgoing'} call ${call.phoneNumber}`;
+    plan.commands.push({
+      key: `d${id}`,
+      kind: 'addDeal',
+      method: 'crm.deal.add',
+      params: { fields: { TITLE: title, CATEGORY_ID: ctx.pipelineId, CONTACT_ID: contact, SOURCE_ID: source, ASSIGNED_BY_ID: user, ...origin } },
+    });
+    plan.sending.push('deal');
+  }
+  return contact === null ? null : { type: 'CONTACT', id: contact };
 }

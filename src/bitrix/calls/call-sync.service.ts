@@ -29,7 +29,7 @@ const backoff = (attempts: number) => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.
 const without = <T>(list: T[], ...items: T[]) => list.filter((x) => !items.includes(x));
 const withItems = <T>(list: T[], ...items: T[]) => [...new Set([...list, ...items])];
 
-type Update = Partial<Pick<Call, 'syncState' | 'bitrixCallId' | 'registerUserId' | 'crmEntityType' | 'crmEntityId' | 'shownTo' | 'sentSteps' | 'doneSteps' | 'taskId' | 'taskResponsibleId' | 'attempts' | 'lastError' | 'memberId'>> & { nextAttemptAt?: Date | typeof WAITING };
+type Update = Partial<Pick<Call, 'syncState' | 'bitrixCallId' | 'registerUserId' | 'crmEntityType' | 'crmEntityId' | 'dealId' | 'shownTo' | 'sentSteps' | 'doneSteps' | 'taskId' | 'taskResponsibleId' | 'attempts' | 'lastError' | 'memberId'>> & { nextAttemptAt?: Date | typeof WAITING };
 
 /**
  * Mirrors PBX calls into Bitrix24 (SPEC §6). The calls table is a durable outbox: each portal is
@@ -338,6 +338,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   private applyCommands(call: Call, plan: CallPlan, outcomes: Record<string, CommandOutcome>): Update {
     const u: Update = { sentSteps: withItems(call.sentSteps, ...plan.sending), doneSteps: call.doneSteps, shownTo: call.shownTo, attempts: 0, nextAttemptAt: new Date() };
     let problem: { message: string; retryAfter: number | null } | null = null;
+    let crmRefused = false;
     const registerFailed = plan.commands.some((c) => c.kind === 'register' && !outcomes[c.key]?.ok);
     for (const command of plan.commands) {
       const outcome = outcomes[command.key];
@@ -347,7 +348,19 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
         continue;
       }
       // A step that used the register's CALL_ID fails with it; the register's own outcome decides.
-      if (registerFailed && command.kind !== 'register') continue;
+      if (registerFailed && command.kind !== 'register' && command.kind !== 'addContact' && command.kind !== 'addDeal') continue;
+      if ((command.kind === 'addContact' || command.kind === 'addDeal') && !outcome.retry) {
+        // The CRM refused the record: the call is still mirrored, registered without it.
+        u.doneSteps = withItems(u.doneSteps ?? [], 'contact', 'deal');
+        u.sentSteps = without(u.sentSteps ?? [], 'contact', 'deal');
+        u.lastError = `Bitrix24 did not create the ${command.kind === 'addContact' ? 'contact' : 'deal'}: ${outcome.error.error_description || outcome.error.error}`;
+        crmRefused = true;
+        continue;
+      }
+      if (command.kind === 'register' && crmRefusedIn(plan, outcomes)) {
+        u.sentSteps = without(u.sentSteps ?? [], 'register');
+        continue;
+      }
       const key = errorKey(outcome.error);
       if (command.kind === 'finish' && key === 'CALL_NOT_FOUND' && call.sentSteps.includes('finish')) {
         // The earlier finish, whose answer was lost, went through: the call is no longer live.
@@ -370,6 +383,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
       else problem = { message, retryAfter: null };
       if (!outcome.retry) u.sentSteps = without(u.sentSteps ?? [], ...stepOf(command));
     }
+    if (crmRefused) u.nextAttemptAt = new Date();
     if (problem?.retryAfter === null) return { ...u, ...this.failure(call, `Bitrix24 refused ${problem.message}`) };
     if (problem) return { ...u, ...this.retryLater(call, problem.message, problem.retryAfter ?? 0) };
     return u;
@@ -387,6 +401,33 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
           u.crmEntityId = Number(r.CRM_ENTITY_ID);
         }
         if (typeof r.LEAD_CREATION_ERROR === 'string') u.lastError = `Bitrix24 could not create a lead: ${r.LEAD_CREATION_ERROR}`;
+        return;
+      }
+      case 'dedupe':
+        // A number the CRM knows needs nothing created: register binds it by the number.
+        u.doneSteps = withItems(u.doneSteps ?? [], 'dedupe', ...(Array.isArray(result) ? [] : (['contact', 'deal'] as const)));
+        return;
+      case 'addContact':
+        u.crmEntityType = 'CONTACT';
+        u.crmEntityId = Number(result);
+        u.doneSteps = withItems(u.doneSteps ?? [], 'contact');
+        u.sentSteps = without(u.sentSteps ?? [], 'contact');
+        return;
+      case 'addDeal':
+        u.dealId = Number(result);
+        u.doneSteps = withItems(u.doneSteps ?? [], 'deal');
+        u.sentSteps = without(u.sentSteps ?? [], 'deal');
+        return;
+      case 'findContact':
+      case 'findDeal': {
+        const [row] = Array.isArray(result) ? (result as { ID?: unknown }[]) : [];
+        const step = command.kind === 'findContact' ? 'contact' : 'deal';
+        u.sentSteps = without(u.sentSteps ?? [], step);
+        if (row && Number(row.ID) > 0) {
+          u.doneSteps = withItems(u.doneSteps ?? [], step);
+          if (step === 'contact') Object.assign(u, { crmEntityType: 'CONTACT', crmEntityId: Number(row.ID) });
+          else u.dealId = Number(row.ID);
+        }
         return;
       }
       case 'show':
@@ -522,6 +563,11 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   }
 }
 
+/** The register bound to a contact created in the same batch fails with it; the call is registered again without it. */
+function crmRefusedIn(plan: CallPlan, outcomes: Record<string, CommandOutcome>): boolean {
+  return plan.commands.some((c) => c.kind === 'addContact' && outcomes[c.key] && !outcomes[c.key].ok);
+}
+
 function stepOf(command: PlannedCommand): CallStep[] {
   switch (command.kind) {
     case 'register':
@@ -533,6 +579,13 @@ function stepOf(command: PlannedCommand): CallStep[] {
       return ['task'];
     case 'lookup':
       return ['register', 'finish'];
+    case 'addContact':
+      return ['contact'];
+    case 'addDeal':
+      return ['deal'];
+    case 'dedupe':
+    case 'findContact':
+    case 'findDeal':
     case 'show':
     case 'hide':
     case 'search':

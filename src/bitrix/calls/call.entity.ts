@@ -4,7 +4,7 @@ export type CallDirection = 'inbound' | 'outbound';
 export type CallStatus = 'ringing' | 'answered' | 'no_answer' | 'busy' | 'failed' | 'cancelled';
 export type SyncState = 'pending' | 'synced' | 'failed' | 'paused';
 /** Bitrix24 steps whose outcome must be known before they are sent again (create at most once). */
-export type CallStep = 'register' | 'finish' | 'lookup' | 'task' | 'record';
+export type CallStep = 'dedupe' | 'contact' | 'deal' | 'register' | 'finish' | 'lookup' | 'task' | 'record';
 
 /**
  * One physical PBX call: what the PBX said so far and how far it is mirrored into Bitrix24. The
@@ -97,6 +97,10 @@ export class Call {
 
   @Column({ name: 'crm_entity_id', type: 'int', nullable: true })
   crmEntityId: number | null;
+
+  /** The deal created for an unknown number when settings name a pipeline. */
+  @Column({ name: 'deal_id', type: 'int', nullable: true })
+  dealId: number | null;
 
   @Column({ name: 'shown_to', type: 'int', array: true, default: () => "'{}'" })
   shownTo: number[];

@@ -34,6 +34,7 @@ export class CallSync1764700000000 implements MigrationInterface {
         register_user_id int,
         crm_entity_type varchar(16),
         crm_entity_id int,
+        deal_id int,
         shown_to int[] NOT NULL DEFAULT '{}',
         sent_steps text[] NOT NULL DEFAULT '{}',
         done_steps text[] NOT NULL DEFAULT '{}',
