@@ -80,6 +80,6 @@ describe('call plan', () => {
     const done = call({ endedAt: new Date(), status: 'no_answer', bitrixCallId: 'externalCall.x', doneSteps: ['finish'] });
     expect(planCall(done, ctx({ attachRecords: false })).complete).toBe(true);
     expect(planCall(done, ctx({ missedCallTask: true })).commands[0].kind).toBe('search');
-    expect(planCall({ ...done, recordingUrl: 'https://r.utel.uz/1.mp3' } as Call, ctx()).record).toBe(true);
+    expect(planCall({ ...done, recordingUrl: 'https://r.utel.uz/1.mp3' }, ctx()).record).toBe(true);
   });
 });
