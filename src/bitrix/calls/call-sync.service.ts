@@ -13,8 +13,12 @@ import { Call, type CallStep } from './call.entity';
 const MAX_PORTALS = 32;
 /** Calls looked at per round of one portal (a round sends at most one batch). */
 const CALLS_PER_ROUND = 100;
-/** A portal's lease: longer than any request of a round (REST 20 s, a recording download 30 s, its upload 60 s). */
-const LEASE_MS = 150_000;
+/**
+ * A portal's lease, renewed while its round runs: an instance that dies (SIGKILL) holds its
+ * portals for at most this long.
+ */
+const LEASE_MS = 20_000;
+const LEASE_RENEW_MS = 5_000;
 const ROUND_DEADLINE_MS = 120_000;
 /** Files up to this size are attached as base64 inside the request; larger ones use the uploadUrl flow. */
 const INLINE_RECORDING_BYTES = 1024 * 1024;
@@ -187,11 +191,17 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   /** One round for one portal: at most one batch and one recording. */
   private async round(companyId: number, wakeSeq: string): Promise<void> {
     let next: Date | null = new Date(Date.now() + 5_000);
+    const renew = setInterval(() => {
+      this.dataSource
+        .query(`UPDATE call_sync_portals SET lease_until = clock_timestamp() + make_interval(secs => $3) WHERE company_id = $1 AND lease_owner = $2`, [companyId, this.instanceId, LEASE_MS / 1000])
+        .catch((err: unknown) => this.logger.warn({ err, companyId }, 'Could not renew a call-sync lease'));
+    }, LEASE_RENEW_MS);
     try {
       next = await this.work(companyId, AbortSignal.timeout(ROUND_DEADLINE_MS));
     } catch (err) {
       this.logger.error({ err, companyId }, 'Call sync round failed; retrying shortly');
     } finally {
+      clearInterval(renew);
       await this.release(companyId, wakeSeq, next).catch((err: unknown) => this.logger.error({ err, companyId }, 'Could not release a call-sync lease'));
     }
   }
