@@ -103,15 +103,13 @@ export class SettingsService {
     if (Object.keys(errors).length) throw new AppError('VALIDATION_FAILED', 'The given data was invalid.', errors);
 
     const userIds = [...(dto.bindings ?? []).map((b) => b.bitrix_user_id), ...(dto.default_bitrix_user_id ? [dto.default_bitrix_user_id] : [])];
-    const needsCrm = (dto.pipeline_id !== undefined && dto.pipeline_id !== null) || (dto.crm_source !== undefined && dto.crm_source !== null);
-    const [employees, crm] = await Promise.all([
-      userIds.length ? this.users.activeEmployees(integration) : Promise.resolve(null),
-      needsCrm
-        ? this.api.batch(integration, {
-            categories: ['crm.category.list', { entityTypeId: 2 }],
-            sources: ['crm.status.list', { filter: { ENTITY_ID: 'SOURCE' } }],
-          })
-        : Promise.resolve(null),
+    const pipelineId = dto.pipeline_id ?? null;
+    const source = dto.crm_source ?? null;
+    const [employees, categories, sources] = await Promise.all([
+      userIds.length ? this.users.activeEmployees(integration) : null,
+      pipelineId !== null ? this.api.call<{ categories?: { id: number | string }[] }>(integration, 'crm.category.list', { entityTypeId: 2 }) : null,
+      // Every page: a portal can have far more than 50 statuses.
+      source !== null ? this.api.listAll<{ STATUS_ID: string }>(integration, 'crm.status.list', { filter: { ENTITY_ID: 'SOURCE' } }) : null,
     ]);
 
     const active = new Set((employees ?? []).map((e) => e.id));
@@ -121,22 +119,14 @@ export class SettingsService {
     if (dto.default_bitrix_user_id && !active.has(dto.default_bitrix_user_id)) {
       add('default_bitrix_user_id', `Bitrix24 user ${dto.default_bitrix_user_id} is not an active employee of the portal.`);
     }
-    if (crm && dto.pipeline_id !== undefined && dto.pipeline_id !== null) {
-      const categories = (crm.result.categories as { categories?: { id: number | string }[] } | undefined)?.categories;
-      if (!categories) throw this.crmUnreadable('crm.category.list', crm.errors.categories);
-      if (!categories.some((c) => Number(c.id) === dto.pipeline_id)) add('pipeline_id', `Deal pipeline ${dto.pipeline_id} does not exist in the portal.`);
+    if (categories) {
+      const list = categories.result.categories;
+      if (!Array.isArray(list)) throw new AppError('BITRIX_REJECTED', 'Bitrix24 answered crm.category.list without a list of pipelines.');
+      if (!list.some((c) => Number(c.id) === pipelineId)) add('pipeline_id', `Deal pipeline ${pipelineId} does not exist in the portal.`);
     }
-    if (crm && dto.crm_source !== undefined && dto.crm_source !== null) {
-      const sources = crm.result.sources as { STATUS_ID: string }[] | undefined;
-      if (!sources) throw this.crmUnreadable('crm.status.list', crm.errors.sources);
-      if (!sources.some((s) => s.STATUS_ID === dto.crm_source)) add('crm_source', `Lead source ${dto.crm_source} does not exist in the portal.`);
-    }
+    if (sources && !sources.some((s) => s.STATUS_ID === source)) add('crm_source', `Lead source ${source} does not exist in the portal.`);
     if (Object.keys(errors).length) throw new AppError('VALIDATION_FAILED', 'The given data was invalid.', errors);
     return employees;
-  }
-
-  private crmUnreadable(method: string, error: { error?: string; error_description?: string } | undefined): AppError {
-    return new AppError('BITRIX_REJECTED', `Bitrix24 refused ${method} (${error?.error || 'error'}${error?.error_description ? `: ${error.error_description}` : ''}).`);
   }
 
   /** Active employees whose extension equals a known, unbound extension (and who are unbound themselves). */
