@@ -1,13 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, QueryFailedError, Repository } from 'typeorm';
+import { DataSource, Not, QueryFailedError, Repository } from 'typeorm';
 import type { Principal } from '../../auth/principal';
 import { AppError } from '../../common/app-error';
 import { randomSecret, SecretBox, sha256Hex } from '../../common/secret-box';
 import type { Config } from '../../config/config';
 import type { BitrixConfig } from '../../config/bitrix.config';
-import { BitrixApiError } from '../bitrix-api.error';
+import { BitrixApiError, invalidClientError } from '../bitrix-api.error';
 import { BitrixApiService } from '../bitrix-api.service';
 import type { TokenResponse } from '../bitrix-api.types';
 import { BitrixIntegration } from '../bitrix-integration.entity';
@@ -21,6 +21,7 @@ const STATE_TTL_MS = 10 * 60_000;
 const ADVISORY_CONNECT = 4_242_001;
 /** The regional Bitrix24 OAuth servers a redirect's `server_domain` may name. */
 const OAUTH_SERVERS = ['oauth.bitrix.info', 'oauth.bitrix24.tech'];
+const PORTAL_TAKEN = 'This Bitrix24 portal is already connected to another company.';
 
 interface EventBinding {
   event: string;
@@ -79,13 +80,21 @@ export class IntegrationService {
     const tokens = await this.exchange(oauthServer, dto.code);
     if (!sameOrigin(tokens.client_endpoint, origin)) throw AppError.validation('domain', 'The authorization code was issued by another Bitrix24 portal.');
 
-    await this.leavePreviousPortal(principal.companyId, tokens.member_id);
-    const integration = await this.store(principal.companyId, origin, oauthServer, tokens);
+    // Every refusal comes before anything about the company's current connection changes.
+    await this.refuseOtherCompanysPortal(principal.companyId, tokens.member_id);
+    const ownerId = await this.requireAdminApproval(origin, tokens);
+    const { integration, previous } = await this.store(principal.companyId, origin, oauthServer, tokens, ownerId);
+    // Before afterConnect binds the new portal's events (see leavePortal).
+    if (previous) await this.leavePortal(previous);
     await this.afterConnect(integration);
     return toInfo(integration);
   }
 
-  /** Unbinds our events (best effort) and deletes every token. */
+  /**
+   * Unbinds our events (best effort) and deletes every token. The write takes connect's lock and
+   * sets only the columns it changes, so a connect or token refresh that committed while the events
+   * were being unbound is not overwritten with what was read before.
+   */
   async disconnect(companyId: number): Promise<IntegrationInfoDto> {
     const integration = await this.integrations.findOneBy({ companyId });
     if (!integration || integration.status === 'disconnected') throw new AppError('INTEGRATION_NOT_CONNECTED', 'Bitrix24 is not connected.');
@@ -96,9 +105,15 @@ export class IntegrationService {
         this.logger.warn({ memberId: integration.memberId, err: (err as Error).message }, 'Could not unbind Bitrix24 events while disconnecting');
       }
     }
-    Object.assign(integration, { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: null });
-    await this.integrations.save(integration);
-    return toInfo(integration);
+    await this.dataSource.transaction(async (em) => {
+      await em.query('SELECT pg_advisory_xact_lock($1, $2)', [ADVISORY_CONNECT, companyId]);
+      await em.update(
+        BitrixIntegration,
+        { companyId },
+        { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: null },
+      );
+    });
+    return toInfo(null);
   }
 
   private requireCredentials(): { clientId: string; clientSecret: string } {
@@ -137,16 +152,41 @@ export class IntegrationService {
       if (err instanceof BitrixApiError && ['invalid_grant', 'expired_token', 'invalid_request', 'invalid_code'].includes(err.bitrixError ?? '')) {
         throw AppError.validation('code', 'The authorization code is invalid or has expired: authorise again.');
       }
+      // Our credentials are wrong, not the code: the same 503 a refresh answers.
+      if (err instanceof BitrixApiError && err.bitrixError === 'invalid_client') throw invalidClientError();
       throw err;
     }
   }
 
-  /** Switching a company to another portal: the old portal's events are unbound first (best effort). */
-  private async leavePreviousPortal(companyId: number, memberId: string): Promise<void> {
-    const previous = await this.integrations.findOneBy({ companyId });
-    if (previous?.status !== 'connected' || previous.memberId === memberId) return;
+  /** A portal another company has connected is refused up front (the unique key backs this up in store). */
+  private async refuseOtherCompanysPortal(companyId: number, memberId: string): Promise<void> {
+    // As the unique index: a disconnected row no longer holds its portal.
+    const owned = await this.integrations.existsBy({ memberId, companyId: Not(companyId), status: Not('disconnected') });
+    if (owned) throw AppError.validation('domain', PORTAL_TAKEN);
+  }
+
+  /**
+   * Events bound by a portal user who is not an admin reach only that user, so only an admin may
+   * approve the connection. Returns the approver's Bitrix24 id (the integration's owner).
+   */
+  private async requireAdminApproval(origin: string, tokens: TokenResponse): Promise<number | null> {
+    const profile = await this.api.profileOf(origin, tokens);
+    if (profile.ADMIN !== true) {
+      throw AppError.validation('code', 'The Bitrix24 user who approved the connection is not an administrator of the portal: a portal administrator must approve it.');
+    }
+    const id = Number(profile.ID ?? tokens.user_id);
+    return Number.isSafeInteger(id) && id > 0 ? id : null;
+  }
+
+  /**
+   * After a switch to another portal, unbinds the old portal's events (best effort) with its last
+   * access token. `previous` is a detached copy (id 0 names no row): whatever the client would write
+   * back while unbinding (a refresh, a rename, an error) must not land on the new connection's row,
+   * and an expired token simply ends the attempt, since the old refresh token is gone.
+   */
+  private async leavePortal(previous: BitrixIntegration): Promise<void> {
     try {
-      await this.unbindEvents(previous);
+      await this.unbindEvents(Object.assign(new BitrixIntegration(), previous, { id: 0 }));
     } catch (err) {
       this.logger.warn({ memberId: previous.memberId, err: (err as Error).message }, 'Could not unbind the previous portal\'s events');
     }
@@ -157,33 +197,48 @@ export class IntegrationService {
    * one row). The handler key survives a reconnect of the same portal; the application_token does
    * not survive a reconnect after a disconnect or re-authorisation, since a reinstall issues a new one.
    */
-  private async store(companyId: number, origin: string, oauthServer: string, tokens: TokenResponse): Promise<BitrixIntegration> {
+  private async store(
+    companyId: number,
+    origin: string,
+    oauthServer: string,
+    tokens: TokenResponse,
+    ownerId: number | null,
+  ): Promise<{ integration: BitrixIntegration; previous: BitrixIntegration | null }> {
     try {
       return await this.dataSource.transaction(async (em) => {
         await em.query('SELECT pg_advisory_xact_lock($1, $2)', [ADVISORY_CONNECT, companyId]);
         const repo = em.getRepository(BitrixIntegration);
         const existing = await repo.findOneBy({ companyId });
-        return repo.save(this.connectedRow(existing ?? repo.create({ companyId }), existing, origin, oauthServer, tokens));
+        // The connection being replaced, copied before connectedRow overwrites it, for leavePortal.
+        const previous = existing?.status === 'connected' && existing.memberId !== tokens.member_id ? Object.assign(new BitrixIntegration(), existing) : null;
+        const integration = await repo.save(this.connectedRow(existing ?? repo.create({ companyId }), existing, origin, oauthServer, tokens, ownerId));
+        return { integration, previous };
       });
     } catch (err) {
       if (err instanceof QueryFailedError && (err.driverError as { constraint?: string }).constraint === 'uq_bitrix_integrations_member') {
-        throw AppError.validation('domain', 'This Bitrix24 portal is already connected to another company.');
+        throw AppError.validation('domain', PORTAL_TAKEN);
       }
       throw err;
     }
   }
 
-  private connectedRow(row: BitrixIntegration, existing: BitrixIntegration | null, origin: string, oauthServer: string, tokens: TokenResponse): BitrixIntegration {
+  private connectedRow(
+    row: BitrixIntegration,
+    existing: BitrixIntegration | null,
+    origin: string,
+    oauthServer: string,
+    tokens: TokenResponse,
+    ownerId: number | null,
+  ): BitrixIntegration {
     const samePortal = existing?.memberId === tokens.member_id;
     const key = samePortal ? null : randomSecret(24);
-    const ownerId = Number(tokens.user_id);
     return Object.assign(row, {
       memberId: tokens.member_id,
       domain: origin,
       status: 'connected' as const,
       oauthServer,
       ...this.api.sealTokens(tokens),
-      ownerBitrixUserId: Number.isSafeInteger(ownerId) && ownerId > 0 ? ownerId : null,
+      ownerBitrixUserId: ownerId,
       connectedAt: new Date(),
       lastError: null,
       ...(key ? { handlerKey: this.secrets.encrypt(key), handlerKeyHash: sha256Hex(key), licenseFamily: null } : {}),
@@ -191,7 +246,7 @@ export class IntegrationService {
     });
   }
 
-  /** Licence (for the rate limit), owner, and event bindings; failures are recorded in last_error, not fatal. */
+  /** Licence (for the rate limit) and event bindings; failures are recorded in last_error, not fatal. */
   private async afterConnect(integration: BitrixIntegration): Promise<void> {
     const problems: string[] = [];
     try {
@@ -200,26 +255,13 @@ export class IntegrationService {
     } catch (err) {
       problems.push(`Could not read the portal licence: ${describe(err)}`);
     }
-    if (integration.ownerBitrixUserId === null) {
-      // The token answer normally names the approving user; when it does not, ask who the token is.
-      try {
-        const { result } = await this.api.call<{ ID?: string | number }>(integration, 'profile');
-        const id = Number(result.ID);
-        integration.ownerBitrixUserId = Number.isSafeInteger(id) && id > 0 ? id : null;
-      } catch (err) {
-        problems.push(`Could not read who approved the connection: ${describe(err)}`);
-      }
-    }
     try {
       problems.push(...(await this.bindEvents(integration)));
     } catch (err) {
       problems.push(`Could not bind Bitrix24 events: ${describe(err)}`);
     }
     integration.lastError = problems.length ? problems.join(' ') : null;
-    await this.integrations.update(
-      { id: integration.id },
-      { licenseFamily: integration.licenseFamily, ownerBitrixUserId: integration.ownerBitrixUserId, lastError: integration.lastError },
-    );
+    await this.integrations.update({ id: integration.id }, { licenseFamily: integration.licenseFamily, lastError: integration.lastError });
   }
 
   /** Binds each event to our handler; removes bindings of ours that carry an old key. Returns problems. */
