@@ -65,6 +65,16 @@ export class SecretBox {
     throw new SecretUnreadable();
   }
 
+  isReadable(sealed: string): boolean {
+    try {
+      this.decrypt(sealed);
+      return true;
+    } catch (err) {
+      if (err instanceof SecretUnreadable) return false;
+      throw err;
+    }
+  }
+
   /** Whether APP_KEY sealed it (else it is due for re-sealing with `encrypt(decrypt(sealed))`). */
   isCurrent(sealed: string): boolean {
     return sealed.startsWith(`${VERSION}.${this.current.id}.`);

@@ -4,7 +4,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Not, QueryFailedError, Repository } from 'typeorm';
 import type { Principal } from '../../auth/principal';
 import { AppError } from '../../common/app-error';
-import { randomSecret, SecretBox, sha256Hex } from '../../common/secret-box';
+import { randomSecret, SecretBox, SecretUnreadable, sha256Hex } from '../../common/secret-box';
 import type { Config } from '../../config/config';
 import type { BitrixConfig } from '../../config/bitrix.config';
 import { BitrixApiError, invalidClientError } from '../bitrix-api.error';
@@ -22,6 +22,11 @@ const ADVISORY_CONNECT = 4_242_001;
 /** The regional Bitrix24 OAuth servers a redirect's `server_domain` may name. */
 const OAUTH_SERVERS = ['oauth.bitrix.info', 'oauth.bitrix24.tech'];
 const PORTAL_TAKEN = 'This Bitrix24 portal is already connected to another company.';
+const SECRETS_UNREADABLE =
+  'The stored Bitrix24 credentials cannot be decrypted with APP_KEY (the key was changed): restore the old key, or set it as APP_KEY_PREVIOUS, or reconnect the portal.';
+/** The SecretBox columns of a connection. */
+const SECRET_COLUMNS = ['accessToken', 'refreshToken', 'applicationToken', 'handlerKey'] as const;
+type SecretColumn = (typeof SECRET_COLUMNS)[number];
 
 interface EventBinding {
   event: string;
@@ -48,12 +53,15 @@ export class IntegrationService {
   }
 
   async info(companyId: number): Promise<IntegrationInfoDto> {
-    return toInfo(await this.integrations.findOneBy({ companyId }));
+    const integration = await this.integrations.findOneBy({ companyId });
+    if (integration) await this.openSecrets(integration);
+    return toInfo(integration);
   }
 
   /** The company's integration, or a 409 telling the SPA to connect (or reconnect) first. */
   async requireConnected(companyId: number): Promise<BitrixIntegration> {
     const integration = await this.integrations.findOneBy({ companyId });
+    if (integration) await this.openSecrets(integration);
     if (integration?.status === 'reauth_required') throw new AppError('INTEGRATION_REAUTH_REQUIRED', 'Bitrix24 needs to be re-authorised: connect the portal again.');
     if (integration?.status !== 'connected') throw new AppError('INTEGRATION_NOT_CONNECTED', 'Bitrix24 is not connected.');
     return integration;
@@ -114,6 +122,37 @@ export class IntegrationService {
       );
     });
     return toInfo(null);
+  }
+
+  /**
+   * Checks a connection's secrets before they are used (SPEC §9). Sealed by the previous key → re-sealed
+   * with APP_KEY, so a rotation needs no reconnect. Unreadable (APP_KEY was changed) → a logged error
+   * and `reauth_required` with a `last_error` saying so, instead of a 500 on every request.
+   */
+  private async openSecrets(integration: BitrixIntegration): Promise<void> {
+    if (integration.status !== 'connected') return;
+    const resealed: Partial<Record<SecretColumn, string>> = {};
+    try {
+      for (const column of SECRET_COLUMNS) {
+        const sealed = integration[column];
+        if (sealed !== null && !this.secrets.isCurrent(sealed)) resealed[column] = this.secrets.encrypt(this.secrets.decrypt(sealed));
+      }
+    } catch (err) {
+      if (!(err instanceof SecretUnreadable)) throw err;
+      await this.secretsUnreadable(integration);
+      return;
+    }
+    for (const [column, value] of Object.entries(resealed) as [SecretColumn, string][]) {
+      // Only over the ciphertext read: a refresh that committed meanwhile sealed its own with APP_KEY.
+      const { affected } = await this.integrations.update({ id: integration.id, [column]: integration[column] }, { [column]: value });
+      if (affected) integration[column] = value;
+    }
+  }
+
+  private async secretsUnreadable(integration: BitrixIntegration): Promise<void> {
+    const { affected } = await this.integrations.update({ id: integration.id, status: 'connected' }, { status: 'reauth_required', lastError: SECRETS_UNREADABLE });
+    if (affected) this.logger.error({ companyId: integration.companyId, memberId: integration.memberId }, SECRETS_UNREADABLE);
+    Object.assign(integration, { status: 'reauth_required', lastError: SECRETS_UNREADABLE });
   }
 
   private requireCredentials(): { clientId: string; clientSecret: string } {
@@ -231,7 +270,8 @@ export class IntegrationService {
     ownerId: number | null,
   ): BitrixIntegration {
     const samePortal = existing?.memberId === tokens.member_id;
-    const key = samePortal ? null : randomSecret(24);
+    // A reconnect after APP_KEY changed cannot keep a handler key it can no longer read.
+    const key = samePortal && this.secrets.isReadable(existing.handlerKey) ? null : randomSecret(24);
     return Object.assign(row, {
       memberId: tokens.member_id,
       domain: origin,

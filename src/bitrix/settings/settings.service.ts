@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
-import { randomSecret, SecretBox, sha256Hex } from '../../common/secret-box';
+import { randomSecret, SecretBox, SecretUnreadable, sha256Hex } from '../../common/secret-box';
 import type { Config } from '../../config/config';
 import { BitrixApiService } from '../bitrix-api.service';
 import type { BitrixIntegration } from '../bitrix-integration.entity';
@@ -49,7 +49,7 @@ export class SettingsService {
   async get(companyId: number, employees?: Employee[]): Promise<SettingsDto> {
     const row = await this.row(companyId);
     const bindings = await this.bindings.find({ where: { companyId }, order: { sipPhone: 'ASC' } });
-    return this.toDto(row, bindings, await this.suggest(companyId, bindings, employees));
+    return this.toDto(row, await this.smartRedirectKey(row), bindings, await this.suggest(companyId, bindings, employees));
   }
 
   async save(companyId: number, dto: SaveSettingsDto): Promise<SettingsDto> {
@@ -165,7 +165,33 @@ export class SettingsService {
     return this.settings.findOneByOrFail({ companyId });
   }
 
-  private toDto(row: BitrixSettings, bindings: Binding[], suggested: BindingDto[]): SettingsDto {
+  /**
+   * The Smart Redirect key in clear. Sealed by the previous key → re-sealed with APP_KEY. Unreadable
+   * (APP_KEY was changed) → a new key, so the settings still load; the PBX needs the new URL.
+   */
+  private async smartRedirectKey(row: BitrixSettings): Promise<string> {
+    const sealed = row.smartRedirectKey;
+    let key: string;
+    let hash = row.smartRedirectKeyHash;
+    try {
+      key = this.secrets.decrypt(sealed);
+      if (this.secrets.isCurrent(sealed)) return key;
+    } catch (err) {
+      if (!(err instanceof SecretUnreadable)) throw err;
+      key = randomSecret(24);
+      hash = sha256Hex(key);
+      this.logger.error(
+        { companyId: row.companyId },
+        'The Smart Redirect key cannot be decrypted with APP_KEY (the key was changed): a new Smart Redirect URL was issued; update it in the PBX.',
+      );
+    }
+    // Only over the ciphertext read, so concurrent readers agree on one key.
+    const { affected } = await this.settings.update({ companyId: row.companyId, smartRedirectKey: sealed }, { smartRedirectKey: this.secrets.encrypt(key), smartRedirectKeyHash: hash });
+    if (affected) return key;
+    return this.secrets.decrypt((await this.settings.findOneByOrFail({ companyId: row.companyId })).smartRedirectKey);
+  }
+
+  private toDto(row: BitrixSettings, smartRedirectKey: string, bindings: Binding[], suggested: BindingDto[]): SettingsDto {
     return {
       pipeline_id: row.pipelineId,
       crm_create: row.crmCreate,
@@ -177,7 +203,7 @@ export class SettingsService {
       default_bitrix_user_id: row.defaultBitrixUserId,
       bindings: bindings.map((b) => ({ sip_phone: b.sipPhone, bitrix_user_id: b.bitrixUserId })),
       suggested_bindings: suggested,
-      smart_redirect_url: `${this.publicUrl}/pbx/smart-redirect/${this.secrets.decrypt(row.smartRedirectKey)}`,
+      smart_redirect_url: `${this.publicUrl}/pbx/smart-redirect/${smartRedirectKey}`,
     };
   }
 }
