@@ -1,8 +1,9 @@
 import 'reflect-metadata';
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { bootLog } from './src/common/boot-log';
 import { loadConfig } from './src/config/config';
 import { openDatabase } from './src/database/database';
+import { MigratingDataSource } from './src/database/migrating-data-source';
 import { dataSourceOptions } from './src/database/schema';
 
 /**
@@ -13,5 +14,6 @@ import { dataSourceOptions } from './src/database/schema';
 export default (async (): Promise<DataSource> => {
   const config = loadConfig();
   const database = await openDatabase(config, bootLog);
-  return new DataSource({ ...dataSourceOptions(database.url), migrationsRun: false });
+  // Migrating: `migration:run` and `migration:revert` take the same lock as a starting service.
+  return new MigratingDataSource({ ...dataSourceOptions(database.url), migrationsRun: false });
 })();

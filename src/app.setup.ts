@@ -2,6 +2,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { createValidationPipe } from './common/validation.pipe';
+import { limitBodyShape } from './common/body-shape';
 import { ErrorEnvelopeDto } from './common/envelope';
 
 /** Body size cap of SPEC §4: a larger body is answered 413 in the envelope. */
@@ -12,8 +13,10 @@ export function configureApp(app: NestExpressApplication): void {
   app.useLogger(app.get(Logger));
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] });
-  // Bitrix24 posts PHP-style bracketed forms (`data[CALL_ID]=…`): `extended` parses them into objects.
+  // Bitrix24 posts PHP-style bracketed forms (`data[CALL_ID]=…`): `extended` parses them into objects
+  // (body-parser refuses forms nested past 32 levels itself, the same cap limitBodyShape applies).
   app.useBodyParser('urlencoded', { limit: BODY_LIMIT, extended: true, parameterLimit: 2000 });
+  app.use(limitBodyShape);
   app.useGlobalPipes(createValidationPipe());
   setupSwagger(app);
 }

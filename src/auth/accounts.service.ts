@@ -1,7 +1,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
+import { In, Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { sha256Hex } from '../common/secret-box';
 import type { Role } from '../common/decorators';
@@ -11,6 +11,11 @@ import type { Principal } from './principal';
 import { User } from './user.entity';
 
 const USER_TOKENABLE = 'user';
+/**
+ * The `tokenable_type` values that mean "a user": ours, and the model class Laravel writes when
+ * Sanctum issues the token (`App\Models\User`), so tokens of either side authenticate here.
+ */
+const USER_TOKENABLES = [USER_TOKENABLE, 'App\\Models\\User'];
 const TOKEN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** Writing last_used_at on every request would turn each read into a write; a minute is precise enough. */
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -76,7 +81,8 @@ export class AccountsService {
 
     const hash = sha256Hex(secret);
     // Sanctum tables can hold tokens of other model types; only user tokens authenticate here.
-    const where = id === null ? { token: hash, tokenableType: USER_TOKENABLE } : { id, tokenableType: USER_TOKENABLE };
+    const tokenableType = In(USER_TOKENABLES);
+    const where = id === null ? { token: hash, tokenableType } : { id, tokenableType };
     const token = await this.tokens.findOne({ where, relations: { user: true } });
     if (!token?.user || !timingSafeEqual(Buffer.from(token.token), Buffer.from(hash))) return null;
     if (token.expiresAt && token.expiresAt.getTime() <= Date.now()) return null;

@@ -19,3 +19,11 @@ export class BitrixApiError extends AppError {
     return this.details.bitrixError;
   }
 }
+
+/**
+ * The OAuth server refused this server's own credentials: the same 503 whether it happens on a
+ * code exchange or a refresh, since only the operator can fix it (the portal's tokens are fine).
+ */
+export function invalidClientError(): AppError {
+  return new AppError('BITRIX_NOT_CONFIGURED', 'Bitrix24 refused this server\'s application credentials (invalid_client): check BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET.');
+}

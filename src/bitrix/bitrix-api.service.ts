@@ -12,8 +12,8 @@ import { SecretBox } from '../common/secret-box';
 import type { BitrixConfig } from '../config/bitrix.config';
 import type { Config } from '../config/config';
 import { MetricsService } from '../metrics/metrics.service';
-import { BitrixApiError } from './bitrix-api.error';
-import type { BatchResponse, RestFailure, RestSuccess, TokenResponse } from './bitrix-api.types';
+import { BitrixApiError, invalidClientError } from './bitrix-api.error';
+import type { BatchResponse, BitrixProfile, RestFailure, RestSuccess, TokenResponse } from './bitrix-api.types';
 import { BitrixIntegration } from './bitrix-integration.entity';
 import { BitrixRateLimiter, type Lane } from './bitrix-rate-limiter';
 
@@ -194,6 +194,33 @@ export class BitrixApiService {
       accessExpiresAt: new Date(Date.now() + lifetime * 1000),
       scope: tokens.scope ?? '',
     };
+  }
+
+  /**
+   * `profile` of a token pair that is not stored yet: a connect learns who approved it (and whether
+   * they are an admin) before it stores anything. One request through the portal's rate limit; no
+   * refresh, retry or redirect, since there is no stored integration to update.
+   */
+  async profileOf(origin: string, tokens: TokenResponse): Promise<BitrixProfile> {
+    const details = { memberId: tokens.member_id, method: 'profile' };
+    const deadline = Date.now() + INTERACTIVE_WAIT_MS;
+    for (;;) {
+      const wait = await this.limiter.tryAcquire(tokens.member_id, this.limiter.limitFor(null), 'priority');
+      if (wait === 0) break;
+      if (Date.now() + wait > deadline) throw new BitrixApiError('BITRIX_UNAVAILABLE', `Bitrix24 portal ${origin} is rate-limited; try again shortly (profile).`, details);
+      await sleep(wait);
+    }
+    let res: RawResponse;
+    try {
+      res = await this.post(`${origin}/rest/profile`, { auth: tokens.access_token }, REST_TIMEOUT_MS, 'profile');
+    } catch (err) {
+      throw new BitrixApiError('BITRIX_UNAVAILABLE', `Bitrix24 portal ${origin} did not answer (profile).`, details, { cause: transportError(err) });
+    }
+    const body = res.data;
+    if (res.status === 200 && isObject(body) && isObject(body.result)) return body.result;
+    const code = isObject(body) && typeof body.error === 'string' ? body.error : `HTTP_${res.status}`;
+    this.errors.inc({ method: 'profile', code });
+    throw new BitrixApiError('BITRIX_REJECTED', `Bitrix24 refused profile (${code}).`, { ...details, bitrixError: code, httpStatus: res.status });
   }
 
   /** One attempt at one REST method, classified. `integration` is updated in place when tokens or domain change. */
@@ -520,7 +547,7 @@ export class BitrixApiService {
       await this.integrations.update(mine, release);
       if (err instanceof BitrixApiError && err.bitrixError === 'invalid_client') {
         // Our credentials, not the portal's tokens, are wrong: keep the tokens for when they are fixed.
-        throw new AppError('BITRIX_NOT_CONFIGURED', "Bitrix24 refused this server's application credentials (invalid_client): check BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET.");
+        throw invalidClientError();
       }
       throw err;
     }

@@ -31,6 +31,12 @@ export interface TokenResponse {
   status?: string;
 }
 
+/** `profile`: who a token belongs to (scope `basic`). */
+export interface BitrixProfile {
+  ID?: string | number;
+  ADMIN?: boolean;
+}
+
 /** Batch sections are `[]` when empty and objects keyed by command when not. */
 export interface BatchResponse {
   result: Record<string, unknown> | unknown[];

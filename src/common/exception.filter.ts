@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { AppError, type FieldErrors } from './app-error';
+import { MAX_BODY_DEPTH, MAX_BODY_VALUES } from './body-shape';
 import { RAW_RESPONSE } from './decorators';
 import { failure } from './envelope';
 
@@ -16,6 +17,16 @@ const DEFAULT_MESSAGES: Partial<Record<number, string>> = {
   415: 'The request content type is not supported.',
   422: 'The given data was invalid.',
   429: 'Too many requests.',
+};
+
+/** Messages for the body-parser (and limitBodyShape) errors a client can cause, by their `type`. */
+const PARSER_MESSAGES: Partial<Record<string, string>> = {
+  'entity.parse.failed': 'The request body is not valid JSON.',
+  'parameters.too.many': 'The request has too many form fields.',
+  'entity.too.deep': `The request body is nested deeper than ${MAX_BODY_DEPTH} levels.`,
+  // qs refusing a form nested past body-parser's `depth`.
+  'querystring.parse.rangeError': `The request body is nested deeper than ${MAX_BODY_DEPTH} levels.`,
+  'entity.too.many.values': `The request body has more than ${MAX_BODY_VALUES} values.`,
 };
 
 /** Errors body-parser raises before any route runs: they carry `type` and `status`. */
@@ -53,18 +64,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
       if (exception.status >= HttpStatus.INTERNAL_SERVER_ERROR) this.logger.warn({ code: exception.code, err: exception, reqId: request.id }, exception.message);
       return { status: exception.status, message: exception.message, errors: exception.errors };
     }
-    // The express adapter wraps body-parser's errors (bad JSON, too large) in an HttpException.
-    const parserError = exception instanceof HttpException && isBodyParserError(exception.cause) ? exception.cause : null;
-    if (parserError) {
-      const status = parserError.status;
-      const message =
-        parserError.type === 'entity.parse.failed'
-          ? 'The request body is not valid JSON.'
-          : parserError.type === 'parameters.too.many'
-            ? 'The request has too many form fields.'
-            : (DEFAULT_MESSAGES[status] ?? 'The request is malformed.');
-      return { status, message };
-    }
+    // The express adapter wraps body-parser's errors (bad JSON, too large) in an HttpException;
+    // limitBodyShape's reach us as they are.
+    const parserError = isBodyParserError(exception) ? exception : exception instanceof HttpException && isBodyParserError(exception.cause) ? exception.cause : null;
+    if (parserError) return { status: parserError.status, message: PARSER_MESSAGES[parserError.type] ?? DEFAULT_MESSAGES[parserError.status] ?? 'The request is malformed.' };
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       return { status, message: DEFAULT_MESSAGES[status] ?? (status >= 500 ? 'Internal server error.' : 'The request could not be processed.') };

@@ -1,6 +1,6 @@
 import { IsOptional, IsString, IsUrl, Matches } from 'class-validator';
 import { OriginAllowList } from '../common/origin-allow-list';
-import { parseVariable, validateEnv, type Env } from './validate-env';
+import { validateEnv, type ConfigProblems, type Env } from './validate-env';
 
 /** The Bitrix24 cloud zones a portal may live in unless BITRIX_ALLOWED_DOMAINS says otherwise. */
 const CLOUD_ZONES = ['ru', 'com', 'uz', 'kz', 'by', 'de', 'eu', 'es', 'fr', 'it', 'pl', 'ua', 'com.br', 'in', 'id', 'vn', 'jp', 'com.tr', 'cn', 'co', 'mx', 'uk'];
@@ -41,22 +41,23 @@ export interface BitrixConfig {
   recordingAllowedHosts: OriginAllowList;
 }
 
-export function bitrixConfig(env: Env): BitrixConfig {
-  const v = validateEnv(BitrixEnv, env);
+export function bitrixConfig(env: Env, problems: ConfigProblems): BitrixConfig {
+  const v = validateEnv(BitrixEnv, env, problems);
+  // Credentials come as a pair: one without the other is a typo, not "not configured".
+  if (v.BITRIX_CLIENT_ID && !v.BITRIX_CLIENT_SECRET) problems.add('BITRIX_CLIENT_SECRET', 'is required when BITRIX_CLIENT_ID is set');
+  if (v.BITRIX_CLIENT_SECRET && !v.BITRIX_CLIENT_ID) problems.add('BITRIX_CLIENT_ID', 'is required when BITRIX_CLIENT_SECRET is set');
   const domains = v.BITRIX_ALLOWED_DOMAINS ?? CLOUD_ZONES.map((z) => `*.bitrix24.${z}`).join(',');
   return {
     credentials: v.BITRIX_CLIENT_ID && v.BITRIX_CLIENT_SECRET ? { clientId: v.BITRIX_CLIENT_ID, clientSecret: v.BITRIX_CLIENT_SECRET } : null,
     oauthUrl: v.BITRIX_OAUTH_URL.replace(/\/+$/, ''),
-    allowedDomains: parseVariable('BITRIX_ALLOWED_DOMAINS', domains, OriginAllowList.parse),
-    rateLimit: v.BITRIX_RATE_LIMIT ? parseRateLimit(v.BITRIX_RATE_LIMIT) : null,
-    recordingAllowedHosts: parseVariable('RECORDING_ALLOWED_HOSTS', v.RECORDING_ALLOWED_HOSTS, OriginAllowList.parse),
+    allowedDomains: problems.parse('BITRIX_ALLOWED_DOMAINS', domains, OriginAllowList.parse)!,
+    rateLimit: v.BITRIX_RATE_LIMIT ? (problems.parse('BITRIX_RATE_LIMIT', v.BITRIX_RATE_LIMIT, parseRateLimit) ?? null) : null,
+    recordingAllowedHosts: problems.parse('RECORDING_ALLOWED_HOSTS', v.RECORDING_ALLOWED_HOSTS, OriginAllowList.parse)!,
   };
 }
 
 function parseRateLimit(value: string): RateLimit {
   const [rate, burst] = value.split('/').map(Number);
-  return parseVariable('BITRIX_RATE_LIMIT', value, () => {
-    if (!(rate > 0) || !(burst >= 1)) throw new Error('rate and burst must be positive');
-    return { rate, burst };
-  });
+  if (!(rate > 0) || !(burst >= 1)) throw new Error('rate and burst must be positive');
+  return { rate, burst };
 }

@@ -2,8 +2,20 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config';
+import { ConfigError, type Env } from './validate-env';
 
 const dataDir = () => mkdtempSync(join(tmpdir(), 'utel-config-'));
+
+/** The message of the ConfigError the environment raises ('' when it loads). */
+function configError(env: Env): string {
+  try {
+    loadConfig(env);
+    return '';
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.message;
+  }
+}
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
@@ -38,6 +50,37 @@ describe('loadConfig', () => {
       message = (err as Error).message;
     }
     for (const name of ['PORT', 'APP_KEY', 'BITRIX_RATE_LIMIT', 'PBX_DRIVER', 'DATABASE_URL', 'DEFAULT_COUNTRY']) expect(message).toContain(`${name}:`);
+  });
+
+  it('names every bad variable, also those checked after their format (lists, pairs, production rules)', () => {
+    const message = configError({
+      DATA_DIR: dataDir(),
+      NODE_ENV: 'production',
+      PORT: 'eighty',
+      BITRIX_ALLOWED_DOMAINS: 'http://host/path',
+      RECORDING_ALLOWED_HOSTS: 'ftp://x',
+      BITRIX_RATE_LIMIT: '0/0',
+      APP_KEY_PREVIOUS: 'short',
+    });
+    for (const name of ['PORT', 'BITRIX_ALLOWED_DOMAINS', 'RECORDING_ALLOWED_HOSTS', 'BITRIX_RATE_LIMIT', 'APP_KEY', 'APP_KEY_PREVIOUS', 'PUBLIC_URL']) expect(message).toContain(`  ${name}:`);
+    expect(message.match(/BITRIX_RATE_LIMIT:/g)).toHaveLength(1);
+  });
+
+  it('requires PUBLIC_URL in production: handler URLs on localhost never reach the service', () => {
+    const base = { DATA_DIR: dataDir(), NODE_ENV: 'production', APP_KEY: Buffer.alloc(32, 3).toString('base64') };
+    expect(configError(base)).toMatch(/PUBLIC_URL: is required when NODE_ENV=production/);
+    expect(loadConfig({ ...base, PUBLIC_URL: 'https://bitrix.utel.uz' }).app.publicUrl).toBe('https://bitrix.utel.uz');
+  });
+
+  it('stops when only one of the Bitrix24 credentials is set, naming the missing one', () => {
+    expect(configError({ DATA_DIR: dataDir(), BITRIX_CLIENT_ID: 'app.1' })).toMatch(/^ {2}BITRIX_CLIENT_SECRET: is required when BITRIX_CLIENT_ID is set$/m);
+    expect(configError({ DATA_DIR: dataDir(), BITRIX_CLIENT_SECRET: 's' })).toMatch(/^ {2}BITRIX_CLIENT_ID: is required when BITRIX_CLIENT_SECRET is set$/m);
+  });
+
+  it('reads APP_KEY_PREVIOUS for a key rotation', () => {
+    const previous = Buffer.alloc(32, 4);
+    expect(loadConfig({ DATA_DIR: dataDir(), APP_KEY_PREVIOUS: previous.toString('base64') }).app.appKeyPrevious?.equals(previous)).toBe(true);
+    expect(loadConfig({ DATA_DIR: dataDir() }).app.appKeyPrevious).toBeNull();
   });
 
   it('parses the Bitrix24 options', () => {

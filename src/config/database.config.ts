@@ -1,5 +1,5 @@
 import { IsOptional, IsUrl } from 'class-validator';
-import { validateEnv, type Env } from './validate-env';
+import { validateEnv, type ConfigProblems, type Env } from './validate-env';
 
 class DatabaseEnv {
   @IsOptional() @IsUrl({ protocols: ['postgres', 'postgresql'], require_tld: false, require_protocol: true }, { message: 'must be a postgres:// URL' })
@@ -11,6 +11,6 @@ export interface DatabaseConfig {
   url: string | null;
 }
 
-export function databaseConfig(env: Env): DatabaseConfig {
-  return { url: validateEnv(DatabaseEnv, env).DATABASE_URL ?? null };
+export function databaseConfig(env: Env, problems: ConfigProblems): DatabaseConfig {
+  return { url: validateEnv(DatabaseEnv, env, problems).DATABASE_URL ?? null };
 }

@@ -1,6 +1,6 @@
 import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min } from 'class-validator';
 import { Type } from 'class-transformer';
-import { validateEnv, type Env } from './validate-env';
+import { validateEnv, type ConfigProblems, type Env } from './validate-env';
 
 class PbxEnv {
   @IsOptional() @IsIn(['ami', 'http'])
@@ -48,8 +48,8 @@ export interface PbxConfig {
   smartRedirectTimeoutMs: number;
 }
 
-export function pbxConfig(env: Env): PbxConfig {
-  const v = validateEnv(PbxEnv, env);
+export function pbxConfig(env: Env, problems: ConfigProblems): PbxConfig {
+  const v = validateEnv(PbxEnv, env, problems);
   return {
     driver: v.PBX_DRIVER,
     ami:

@@ -1,4 +1,5 @@
 import { Controller, Get, Post } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Roles } from '../../src/common/decorators';
 import { createTestApp, type TestApp } from './support/app';
@@ -95,6 +96,29 @@ describe('bearer authentication', () => {
     expect(secret).toMatch(/^[A-Za-z0-9]{40}$/);
     expect(row.token).toBe(require('node:crypto').createHash('sha256').update(secret).digest('hex'));
     expect(row.last_used_at).not.toBeNull();
+  });
+
+  it('authenticates a token Laravel Sanctum wrote (tokenable_type App\\Models\\User), with or without its id', async () => {
+    const { userId } = await t.login('user');
+    const db = t.app.get(DataSource);
+    const insert = async (tokenableType: string, secret: string): Promise<number> => {
+      const hash = createHash('sha256').update(secret).digest('hex');
+      const [row] = await db.query(
+        `INSERT INTO personal_access_tokens (tokenable_type, tokenable_id, name, token, abilities) VALUES ($1, $2, 'laravel', $3, '["*"]') RETURNING id`,
+        [tokenableType, userId, hash],
+      );
+      return row.id as number;
+    };
+    const laravelSecret = 'L'.repeat(20) + 'aravelSanctumToken40';
+    const laravelId = await insert('App\\Models\\User', laravelSecret);
+    for (const header of [`Bearer ${laravelId}|${laravelSecret}`, `Bearer ${laravelSecret}`]) {
+      expect((await t.http().get('/me').set('Authorization', header).expect(200)).body.result).toMatchObject({ id: userId, role: 'user' });
+    }
+    // Another model's token (a device, say) is not a user's.
+    const deviceSecret = 'D'.repeat(20) + 'eviceSanctumToken400';
+    const deviceId = await insert('App\\Models\\Device', deviceSecret);
+    await t.http().get('/me').set('Authorization', `Bearer ${deviceId}|${deviceSecret}`).expect(401);
+    await t.http().get('/me').set('Authorization', `Bearer ${deviceSecret}`).expect(401);
   });
 
   it("resolves each token to its own company: another company's token sees only its own", async () => {

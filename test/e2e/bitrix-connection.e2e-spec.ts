@@ -146,7 +146,13 @@ describe('Bitrix24 connection: connect → info → users → settings → disco
 
   it('remembers the Bitrix24 user who approved the connection as its owner', async () => {
     const admin = await t.login('admin');
-    expect((await connectPortal(t, admin.token, other, { userId: 2 })).res.status).toBe(200);
+    // A second portal administrator approves.
+    other.users[1].ADMIN = true;
+    try {
+      expect((await connectPortal(t, admin.token, other, { userId: 2 })).res.status).toBe(200);
+    } finally {
+      other.users[1].ADMIN = false;
+    }
     const [row] = await t.app.get(DataSource).query('SELECT owner_bitrix_user_id FROM bitrix_integrations WHERE company_id = $1', [admin.companyId]);
     expect(row.owner_bitrix_user_id).toBe(2);
     await t.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);

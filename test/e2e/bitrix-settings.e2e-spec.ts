@@ -150,6 +150,19 @@ describe('Bitrix24 settings', () => {
     expect(dump).not.toContain(key);
   });
 
+  it('finds a lead source past the first page of crm.status.list', async () => {
+    const sort = portal.crm.sources.length * 10;
+    for (let i = 1; i <= 60; i++) {
+      const id = `UC_${String(i).padStart(3, '0')}`;
+      portal.crm.sources.push({ ID: '0', ENTITY_ID: 'SOURCE', STATUS_ID: id, NAME: `Source ${i}`, NAME_INIT: '', SORT: String(sort + i * 10), SYSTEM: 'N', CATEGORY_ID: null, SEMANTICS: null });
+    }
+    // 72 sources: UC_060 sorts last, on the second page.
+    expect(portal.crm.sources.length).toBeGreaterThan(60);
+    expect((await save({ crm_source: 'UC_060' }).expect(200)).body.result.crm_source).toBe('UC_060');
+    expect((await save({ crm_source: 'UC_061' }).expect(422)).body.errors).toEqual({ crm_source: ['Lead source UC_061 does not exist in the portal.'] });
+    await save({ crm_source: null }).expect(200);
+  });
+
   it('records the portal licence (Enterprise portals get the larger rate limit)', async () => {
     const ent = await emu.addPortal({ users: 2, licenseFamily: 'ent' });
     const company = await t.login('admin');

@@ -5,7 +5,8 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { MetricsService } from '../../metrics/metrics.service';
 import { RecordingFetcher } from '../../pbx/recording-fetcher';
 import { BATCH_LIMIT, BitrixApiService, errorKey, type BatchCommands, type CommandOutcome, type Outcome } from '../bitrix-api.service';
-import { BitrixIntegration } from '../bitrix-integration.entity';
+import type { BitrixIntegration } from '../bitrix-integration.entity';
+import { IntegrationService } from '../oauth/integration.service';
 import { marker, planCall, type CallPlan, type PlannedCommand, type SyncContext } from './call-plan';
 import { Call, type CallStep } from './call.entity';
 
@@ -59,6 +60,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     private readonly dataSource: DataSource,
     private readonly api: BitrixApiService,
     private readonly recordings: RecordingFetcher,
+    private readonly integrations: IntegrationService,
     metrics: MetricsService,
   ) {
     this.synced = new Counter({ name: 'calls_synced_total', help: 'Calls fully mirrored into Bitrix24', registers: [metrics.registry] });
@@ -208,7 +210,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
 
   /** Returns when the portal is due again. */
   private async work(companyId: number, signal: AbortSignal): Promise<Date | null> {
-    const integration = await this.dataSource.getRepository(BitrixIntegration).findOneBy({ companyId });
+    const integration = await this.integrations.find(companyId);
     if (integration?.status !== 'connected') {
       await this.pauseCompany(companyId, integration);
       return null;

@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AppError } from '../../common/app-error';
 import { SecretBox } from '../../common/secret-box';
 import type { Config } from '../../config/config';
 import { BitrixApiService } from '../bitrix-api.service';
-import { BitrixIntegration } from '../bitrix-integration.entity';
+import type { BitrixIntegration } from '../bitrix-integration.entity';
+import { IntegrationService } from '../oauth/integration.service';
 import { BitrixRateLimiter } from '../bitrix-rate-limiter';
 import { BOUND_EVENTS, handlerUrl, type BoundEvent } from '../event-handlers';
 import type { CheckDto, CheckItemDto } from './dto/calls.dto';
@@ -19,7 +19,7 @@ export class CheckService {
   private readonly publicUrl: string;
 
   constructor(
-    @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
+    private readonly integrations: IntegrationService,
     private readonly api: BitrixApiService,
     private readonly limiter: BitrixRateLimiter,
     private readonly secrets: SecretBox,
@@ -30,7 +30,7 @@ export class CheckService {
   }
 
   async check(companyId: number): Promise<CheckDto> {
-    const integration = await this.integrations.findOneBy({ companyId });
+    const integration = await this.integrations.find(companyId);
     const checks: CheckItemDto[] = [];
     if (integration?.status !== 'connected') {
       checks.push({

@@ -1,13 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, QueryFailedError, Repository } from 'typeorm';
+import { DataSource, Not, QueryFailedError, Repository } from 'typeorm';
 import type { Principal } from '../../auth/principal';
 import { AppError } from '../../common/app-error';
-import { randomSecret, SecretBox, sha256Hex } from '../../common/secret-box';
+import { randomSecret, SecretBox, SecretUnreadable, sha256Hex } from '../../common/secret-box';
 import type { Config } from '../../config/config';
 import type { BitrixConfig } from '../../config/bitrix.config';
-import { BitrixApiError } from '../bitrix-api.error';
+import { BitrixApiError, invalidClientError } from '../bitrix-api.error';
 import { BitrixApiService } from '../bitrix-api.service';
 import type { TokenResponse } from '../bitrix-api.types';
 import { BitrixIntegration } from '../bitrix-integration.entity';
@@ -21,6 +21,12 @@ const STATE_TTL_MS = 10 * 60_000;
 const ADVISORY_CONNECT = 4_242_001;
 /** The regional Bitrix24 OAuth servers a redirect's `server_domain` may name. */
 const OAUTH_SERVERS = ['oauth.bitrix.info', 'oauth.bitrix24.tech'];
+const PORTAL_TAKEN = 'This Bitrix24 portal is already connected to another company.';
+const SECRETS_UNREADABLE =
+  'The stored Bitrix24 credentials cannot be decrypted with APP_KEY (the key was changed): restore the old key, or set it as APP_KEY_PREVIOUS, or reconnect the portal.';
+/** The SecretBox columns of a connection. */
+const SECRET_COLUMNS = ['accessToken', 'refreshToken', 'applicationToken', 'handlerKey'] as const;
+type SecretColumn = (typeof SECRET_COLUMNS)[number];
 
 interface EventBinding {
   event: string;
@@ -47,12 +53,22 @@ export class IntegrationService {
   }
 
   async info(companyId: number): Promise<IntegrationInfoDto> {
-    return toInfo(await this.integrations.findOneBy({ companyId }));
+    return toInfo(await this.find(companyId));
+  }
+
+  /**
+   * The company's integration with its secrets checked: sealed by APP_KEY_PREVIOUS → re-sealed;
+   * unreadable with any key → reauth_required naming APP_KEY (SPEC §9).
+   */
+  async find(companyId: number): Promise<BitrixIntegration | null> {
+    const integration = await this.integrations.findOneBy({ companyId });
+    if (integration) await this.openSecrets(integration);
+    return integration;
   }
 
   /** The company's integration, or a 409 telling the SPA to connect (or reconnect) first. */
   async requireConnected(companyId: number): Promise<BitrixIntegration> {
-    const integration = await this.integrations.findOneBy({ companyId });
+    const integration = await this.find(companyId);
     if (integration?.status === 'reauth_required') throw new AppError('INTEGRATION_REAUTH_REQUIRED', 'Bitrix24 needs to be re-authorised: connect the portal again.');
     if (integration?.status !== 'connected') throw new AppError('INTEGRATION_NOT_CONNECTED', 'Bitrix24 is not connected.');
     return integration;
@@ -79,13 +95,21 @@ export class IntegrationService {
     const tokens = await this.exchange(oauthServer, dto.code);
     if (!sameOrigin(tokens.client_endpoint, origin)) throw AppError.validation('domain', 'The authorization code was issued by another Bitrix24 portal.');
 
-    await this.leavePreviousPortal(principal.companyId, tokens.member_id);
-    const integration = await this.store(principal.companyId, origin, oauthServer, tokens);
+    // Every refusal comes before anything about the company's current connection changes.
+    await this.refuseOtherCompanysPortal(principal.companyId, tokens.member_id);
+    const ownerId = await this.requireAdminApproval(origin, tokens);
+    const { integration, previous } = await this.store(principal.companyId, origin, oauthServer, tokens, ownerId);
+    // Before afterConnect binds the new portal's events (see leavePortal).
+    if (previous) await this.leavePortal(previous);
     await this.afterConnect(integration);
     return toInfo(integration);
   }
 
-  /** Unbinds our events (best effort) and deletes every token. */
+  /**
+   * Unbinds our events (best effort) and deletes every token. The write takes connect's lock and
+   * sets only the columns it changes, so a connect or token refresh that committed while the events
+   * were being unbound is not overwritten with what was read before.
+   */
   async disconnect(companyId: number): Promise<IntegrationInfoDto> {
     const integration = await this.integrations.findOneBy({ companyId });
     if (!integration || integration.status === 'disconnected') throw new AppError('INTEGRATION_NOT_CONNECTED', 'Bitrix24 is not connected.');
@@ -96,9 +120,46 @@ export class IntegrationService {
         this.logger.warn({ memberId: integration.memberId, err: (err as Error).message }, 'Could not unbind Bitrix24 events while disconnecting');
       }
     }
-    Object.assign(integration, { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: null });
-    await this.integrations.save(integration);
-    return toInfo(integration);
+    await this.dataSource.transaction(async (em) => {
+      await em.query('SELECT pg_advisory_xact_lock($1, $2)', [ADVISORY_CONNECT, companyId]);
+      await em.update(
+        BitrixIntegration,
+        { companyId },
+        { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: null },
+      );
+    });
+    return toInfo(null);
+  }
+
+  /**
+   * Checks a connection's secrets before they are used (SPEC §9). Sealed by the previous key → re-sealed
+   * with APP_KEY, so a rotation needs no reconnect. Unreadable (APP_KEY was changed) → a logged error
+   * and `reauth_required` with a `last_error` saying so, instead of a 500 on every request.
+   */
+  private async openSecrets(integration: BitrixIntegration): Promise<void> {
+    if (integration.status !== 'connected') return;
+    const resealed: Partial<Record<SecretColumn, string>> = {};
+    try {
+      for (const column of SECRET_COLUMNS) {
+        const sealed = integration[column];
+        if (sealed !== null && !this.secrets.isCurrent(sealed)) resealed[column] = this.secrets.encrypt(this.secrets.decrypt(sealed));
+      }
+    } catch (err) {
+      if (!(err instanceof SecretUnreadable)) throw err;
+      await this.secretsUnreadable(integration);
+      return;
+    }
+    for (const [column, value] of Object.entries(resealed) as [SecretColumn, string][]) {
+      // Only over the ciphertext read: a refresh that committed meanwhile sealed its own with APP_KEY.
+      const { affected } = await this.integrations.update({ id: integration.id, [column]: integration[column] }, { [column]: value });
+      if (affected) integration[column] = value;
+    }
+  }
+
+  private async secretsUnreadable(integration: BitrixIntegration): Promise<void> {
+    const { affected } = await this.integrations.update({ id: integration.id, status: 'connected' }, { status: 'reauth_required', lastError: SECRETS_UNREADABLE });
+    if (affected) this.logger.error({ companyId: integration.companyId, memberId: integration.memberId }, SECRETS_UNREADABLE);
+    Object.assign(integration, { status: 'reauth_required', lastError: SECRETS_UNREADABLE });
   }
 
   private requireCredentials(): { clientId: string; clientSecret: string } {
@@ -137,16 +198,41 @@ export class IntegrationService {
       if (err instanceof BitrixApiError && ['invalid_grant', 'expired_token', 'invalid_request', 'invalid_code'].includes(err.bitrixError ?? '')) {
         throw AppError.validation('code', 'The authorization code is invalid or has expired: authorise again.');
       }
+      // Our credentials are wrong, not the code: the same 503 a refresh answers.
+      if (err instanceof BitrixApiError && err.bitrixError === 'invalid_client') throw invalidClientError();
       throw err;
     }
   }
 
-  /** Switching a company to another portal: the old portal's events are unbound first (best effort). */
-  private async leavePreviousPortal(companyId: number, memberId: string): Promise<void> {
-    const previous = await this.integrations.findOneBy({ companyId });
-    if (previous?.status !== 'connected' || previous.memberId === memberId) return;
+  /** A portal another company has connected is refused up front (the unique key backs this up in store). */
+  private async refuseOtherCompanysPortal(companyId: number, memberId: string): Promise<void> {
+    // As the unique index: a disconnected row no longer holds its portal.
+    const owned = await this.integrations.existsBy({ memberId, companyId: Not(companyId), status: Not('disconnected') });
+    if (owned) throw AppError.validation('domain', PORTAL_TAKEN);
+  }
+
+  /**
+   * Events bound by a portal user who is not an admin reach only that user, so only an admin may
+   * approve the connection. Returns the approver's Bitrix24 id (the integration's owner).
+   */
+  private async requireAdminApproval(origin: string, tokens: TokenResponse): Promise<number | null> {
+    const profile = await this.api.profileOf(origin, tokens);
+    if (profile.ADMIN !== true) {
+      throw AppError.validation('code', 'The Bitrix24 user who approved the connection is not an administrator of the portal: a portal administrator must approve it.');
+    }
+    const id = Number(profile.ID ?? tokens.user_id);
+    return Number.isSafeInteger(id) && id > 0 ? id : null;
+  }
+
+  /**
+   * After a switch to another portal, unbinds the old portal's events (best effort) with its last
+   * access token. `previous` is a detached copy (id 0 names no row): whatever the client would write
+   * back while unbinding (a refresh, a rename, an error) must not land on the new connection's row,
+   * and an expired token simply ends the attempt, since the old refresh token is gone.
+   */
+  private async leavePortal(previous: BitrixIntegration): Promise<void> {
     try {
-      await this.unbindEvents(previous);
+      await this.unbindEvents(Object.assign(new BitrixIntegration(), previous, { id: 0 }));
     } catch (err) {
       this.logger.warn({ memberId: previous.memberId, err: (err as Error).message }, 'Could not unbind the previous portal\'s events');
     }
@@ -157,33 +243,49 @@ export class IntegrationService {
    * one row). The handler key survives a reconnect of the same portal; the application_token does
    * not survive a reconnect after a disconnect or re-authorisation, since a reinstall issues a new one.
    */
-  private async store(companyId: number, origin: string, oauthServer: string, tokens: TokenResponse): Promise<BitrixIntegration> {
+  private async store(
+    companyId: number,
+    origin: string,
+    oauthServer: string,
+    tokens: TokenResponse,
+    ownerId: number | null,
+  ): Promise<{ integration: BitrixIntegration; previous: BitrixIntegration | null }> {
     try {
       return await this.dataSource.transaction(async (em) => {
         await em.query('SELECT pg_advisory_xact_lock($1, $2)', [ADVISORY_CONNECT, companyId]);
         const repo = em.getRepository(BitrixIntegration);
         const existing = await repo.findOneBy({ companyId });
-        return repo.save(this.connectedRow(existing ?? repo.create({ companyId }), existing, origin, oauthServer, tokens));
+        // The connection being replaced, copied before connectedRow overwrites it, for leavePortal.
+        const previous = existing?.status === 'connected' && existing.memberId !== tokens.member_id ? Object.assign(new BitrixIntegration(), existing) : null;
+        const integration = await repo.save(this.connectedRow(existing ?? repo.create({ companyId }), existing, origin, oauthServer, tokens, ownerId));
+        return { integration, previous };
       });
     } catch (err) {
       if (err instanceof QueryFailedError && (err.driverError as { constraint?: string }).constraint === 'uq_bitrix_integrations_member') {
-        throw AppError.validation('domain', 'This Bitrix24 portal is already connected to another company.');
+        throw AppError.validation('domain', PORTAL_TAKEN);
       }
       throw err;
     }
   }
 
-  private connectedRow(row: BitrixIntegration, existing: BitrixIntegration | null, origin: string, oauthServer: string, tokens: TokenResponse): BitrixIntegration {
+  private connectedRow(
+    row: BitrixIntegration,
+    existing: BitrixIntegration | null,
+    origin: string,
+    oauthServer: string,
+    tokens: TokenResponse,
+    ownerId: number | null,
+  ): BitrixIntegration {
     const samePortal = existing?.memberId === tokens.member_id;
-    const key = samePortal ? null : randomSecret(24);
-    const ownerId = Number(tokens.user_id);
+    // A reconnect after APP_KEY changed cannot keep a handler key it can no longer read.
+    const key = samePortal && this.secrets.isReadable(existing.handlerKey) ? null : randomSecret(24);
     return Object.assign(row, {
       memberId: tokens.member_id,
       domain: origin,
       status: 'connected' as const,
       oauthServer,
       ...this.api.sealTokens(tokens),
-      ownerBitrixUserId: Number.isSafeInteger(ownerId) && ownerId > 0 ? ownerId : null,
+      ownerBitrixUserId: ownerId,
       connectedAt: new Date(),
       lastError: null,
       ...(key ? { handlerKey: this.secrets.encrypt(key), handlerKeyHash: sha256Hex(key), licenseFamily: null } : {}),
@@ -191,7 +293,7 @@ export class IntegrationService {
     });
   }
 
-  /** Licence (for the rate limit), owner, and event bindings; failures are recorded in last_error, not fatal. */
+  /** Licence (for the rate limit) and event bindings; failures are recorded in last_error, not fatal. */
   private async afterConnect(integration: BitrixIntegration): Promise<void> {
     const problems: string[] = [];
     try {
@@ -200,26 +302,13 @@ export class IntegrationService {
     } catch (err) {
       problems.push(`Could not read the portal licence: ${describe(err)}`);
     }
-    if (integration.ownerBitrixUserId === null) {
-      // The token answer normally names the approving user; when it does not, ask who the token is.
-      try {
-        const { result } = await this.api.call<{ ID?: string | number }>(integration, 'profile');
-        const id = Number(result.ID);
-        integration.ownerBitrixUserId = Number.isSafeInteger(id) && id > 0 ? id : null;
-      } catch (err) {
-        problems.push(`Could not read who approved the connection: ${describe(err)}`);
-      }
-    }
     try {
       problems.push(...(await this.bindEvents(integration)));
     } catch (err) {
       problems.push(`Could not bind Bitrix24 events: ${describe(err)}`);
     }
     integration.lastError = problems.length ? problems.join(' ') : null;
-    await this.integrations.update(
-      { id: integration.id },
-      { licenseFamily: integration.licenseFamily, ownerBitrixUserId: integration.ownerBitrixUserId, lastError: integration.lastError },
-    );
+    await this.integrations.update({ id: integration.id }, { licenseFamily: integration.licenseFamily, lastError: integration.lastError });
   }
 
   /** Binds each event to our handler; removes bindings of ours that carry an old key. Returns problems. */

@@ -35,7 +35,15 @@ export class OAuthController {
   @Roles('admin')
   @ApiOperation({ summary: 'Finish connecting: exchange the authorization code and bind the Bitrix24 events' })
   @ApiEnvelope(IntegrationInfoDto)
-  @ApiUnprocessableEntityResponse({ type: ErrorEnvelopeDto, description: 'Bad domain, code, state or server_domain; or the code belongs to another portal' })
+  @ApiUnprocessableEntityResponse({
+    type: ErrorEnvelopeDto,
+    description:
+      'Bad domain, code, state or server_domain; the code belongs to another portal; the portal is connected to another company; or the approving Bitrix24 user is not a portal administrator. Nothing about the current connection changes.',
+  })
+  @ApiServiceUnavailableResponse({
+    type: ErrorEnvelopeDto,
+    description: 'BITRIX_CLIENT_ID/SECRET are not configured, or Bitrix24 refused them (invalid_client, the same answer as on a token refresh)',
+  })
   @ApiForbiddenResponse({ type: ErrorEnvelopeDto })
   connect(@CurrentPrincipal() principal: Principal, @Body() dto: ConnectDto): Promise<IntegrationInfoDto> {
     return this.integrations.connect(principal, dto);

@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
-import { randomSecret, SecretBox, sha256Hex } from '../../common/secret-box';
+import { randomSecret, SecretBox, SecretUnreadable, sha256Hex } from '../../common/secret-box';
 import type { Config } from '../../config/config';
 import { BitrixApiService } from '../bitrix-api.service';
 import type { BitrixIntegration } from '../bitrix-integration.entity';
@@ -49,7 +49,7 @@ export class SettingsService {
   async get(companyId: number, employees?: Employee[]): Promise<SettingsDto> {
     const row = await this.row(companyId);
     const bindings = await this.bindings.find({ where: { companyId }, order: { sipPhone: 'ASC' } });
-    return this.toDto(row, bindings, await this.suggest(companyId, bindings, employees));
+    return this.toDto(row, await this.smartRedirectKey(row), bindings, await this.suggest(companyId, bindings, employees));
   }
 
   async save(companyId: number, dto: SaveSettingsDto): Promise<SettingsDto> {
@@ -103,15 +103,13 @@ export class SettingsService {
     if (Object.keys(errors).length) throw new AppError('VALIDATION_FAILED', 'The given data was invalid.', errors);
 
     const userIds = [...(dto.bindings ?? []).map((b) => b.bitrix_user_id), ...(dto.default_bitrix_user_id ? [dto.default_bitrix_user_id] : [])];
-    const needsCrm = (dto.pipeline_id !== undefined && dto.pipeline_id !== null) || (dto.crm_source !== undefined && dto.crm_source !== null);
-    const [employees, crm] = await Promise.all([
-      userIds.length ? this.users.activeEmployees(integration) : Promise.resolve(null),
-      needsCrm
-        ? this.api.batch(integration, {
-            categories: ['crm.category.list', { entityTypeId: 2 }],
-            sources: ['crm.status.list', { filter: { ENTITY_ID: 'SOURCE' } }],
-          })
-        : Promise.resolve(null),
+    const pipelineId = dto.pipeline_id ?? null;
+    const source = dto.crm_source ?? null;
+    const [employees, categories, sources] = await Promise.all([
+      userIds.length ? this.users.activeEmployees(integration) : null,
+      pipelineId !== null ? this.api.call<{ categories?: { id: number | string }[] }>(integration, 'crm.category.list', { entityTypeId: 2 }) : null,
+      // Every page: a portal can have far more than 50 statuses.
+      source !== null ? this.api.listAll<{ STATUS_ID: string }>(integration, 'crm.status.list', { filter: { ENTITY_ID: 'SOURCE' } }) : null,
     ]);
 
     const active = new Set((employees ?? []).map((e) => e.id));
@@ -121,22 +119,14 @@ export class SettingsService {
     if (dto.default_bitrix_user_id && !active.has(dto.default_bitrix_user_id)) {
       add('default_bitrix_user_id', `Bitrix24 user ${dto.default_bitrix_user_id} is not an active employee of the portal.`);
     }
-    if (crm && dto.pipeline_id !== undefined && dto.pipeline_id !== null) {
-      const categories = (crm.result.categories as { categories?: { id: number | string }[] } | undefined)?.categories;
-      if (!categories) throw this.crmUnreadable('crm.category.list', crm.errors.categories);
-      if (!categories.some((c) => Number(c.id) === dto.pipeline_id)) add('pipeline_id', `Deal pipeline ${dto.pipeline_id} does not exist in the portal.`);
+    if (categories) {
+      const list = categories.result.categories;
+      if (!Array.isArray(list)) throw new AppError('BITRIX_REJECTED', 'Bitrix24 answered crm.category.list without a list of pipelines.');
+      if (!list.some((c) => Number(c.id) === pipelineId)) add('pipeline_id', `Deal pipeline ${pipelineId} does not exist in the portal.`);
     }
-    if (crm && dto.crm_source !== undefined && dto.crm_source !== null) {
-      const sources = crm.result.sources as { STATUS_ID: string }[] | undefined;
-      if (!sources) throw this.crmUnreadable('crm.status.list', crm.errors.sources);
-      if (!sources.some((s) => s.STATUS_ID === dto.crm_source)) add('crm_source', `Lead source ${dto.crm_source} does not exist in the portal.`);
-    }
+    if (sources && !sources.some((s) => s.STATUS_ID === source)) add('crm_source', `Lead source ${source} does not exist in the portal.`);
     if (Object.keys(errors).length) throw new AppError('VALIDATION_FAILED', 'The given data was invalid.', errors);
     return employees;
-  }
-
-  private crmUnreadable(method: string, error: { error?: string; error_description?: string } | undefined): AppError {
-    return new AppError('BITRIX_REJECTED', `Bitrix24 refused ${method} (${error?.error || 'error'}${error?.error_description ? `: ${error.error_description}` : ''}).`);
   }
 
   /** Active employees whose extension equals a known, unbound extension (and who are unbound themselves). */
@@ -175,7 +165,33 @@ export class SettingsService {
     return this.settings.findOneByOrFail({ companyId });
   }
 
-  private toDto(row: BitrixSettings, bindings: Binding[], suggested: BindingDto[]): SettingsDto {
+  /**
+   * The Smart Redirect key in clear. Sealed by the previous key → re-sealed with APP_KEY. Unreadable
+   * (APP_KEY was changed) → a new key, so the settings still load; the PBX needs the new URL.
+   */
+  private async smartRedirectKey(row: BitrixSettings): Promise<string> {
+    const sealed = row.smartRedirectKey;
+    let key: string;
+    let hash = row.smartRedirectKeyHash;
+    try {
+      key = this.secrets.decrypt(sealed);
+      if (this.secrets.isCurrent(sealed)) return key;
+    } catch (err) {
+      if (!(err instanceof SecretUnreadable)) throw err;
+      key = randomSecret(24);
+      hash = sha256Hex(key);
+      this.logger.error(
+        { companyId: row.companyId },
+        'The Smart Redirect key cannot be decrypted with APP_KEY (the key was changed): a new Smart Redirect URL was issued; update it in the PBX.',
+      );
+    }
+    // Only over the ciphertext read, so concurrent readers agree on one key.
+    const { affected } = await this.settings.update({ companyId: row.companyId, smartRedirectKey: sealed }, { smartRedirectKey: this.secrets.encrypt(key), smartRedirectKeyHash: hash });
+    if (affected) return key;
+    return this.secrets.decrypt((await this.settings.findOneByOrFail({ companyId: row.companyId })).smartRedirectKey);
+  }
+
+  private toDto(row: BitrixSettings, smartRedirectKey: string, bindings: Binding[], suggested: BindingDto[]): SettingsDto {
     return {
       pipeline_id: row.pipelineId,
       crm_create: row.crmCreate,
@@ -187,7 +203,7 @@ export class SettingsService {
       default_bitrix_user_id: row.defaultBitrixUserId,
       bindings: bindings.map((b) => ({ sip_phone: b.sipPhone, bitrix_user_id: b.bitrixUserId })),
       suggested_bindings: suggested,
-      smart_redirect_url: `${this.publicUrl}/pbx/smart-redirect/${this.secrets.decrypt(row.smartRedirectKey)}`,
+      smart_redirect_url: `${this.publicUrl}/pbx/smart-redirect/${smartRedirectKey}`,
     };
   }
 }
