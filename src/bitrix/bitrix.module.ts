@@ -7,6 +7,12 @@ import { BitrixRateLimiter } from './bitrix-rate-limiter';
 import { IntegrationService } from './oauth/integration.service';
 import { OAuthController } from './oauth/oauth.controller';
 import { OAuthState } from './oauth/oauth-state.entity';
+import { BitrixEventsService } from './originate/bitrix-events.service';
+import { CallbackAuthService } from './originate/callback-auth.service';
+import { OriginateController } from './originate/originate.controller';
+import { Originate } from './originate/originate.entity';
+import { OriginateService } from './originate/originate.service';
+import { PbxDriversModule } from '../pbx/drivers/pbx-drivers.module';
 import { Binding } from './settings/binding.entity';
 import { BitrixSettings } from './settings/bitrix-settings.entity';
 import { KnownExtension } from './settings/known-extension.entity';
@@ -15,11 +21,11 @@ import { SettingsService } from './settings/settings.service';
 import { BitrixUsersService } from './users/bitrix-users.service';
 import { UsersController } from './users/users.controller';
 
-/** The Bitrix24 side: connection (OAuth), settings, employees, and the one Bitrix24 client. */
+/** The Bitrix24 side: connection (OAuth), settings, employees, click-to-call callbacks, and the one Bitrix24 client. */
 @Module({
-  imports: [HttpModule, TypeOrmModule.forFeature([BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension])],
-  controllers: [OAuthController, SettingsController, UsersController],
-  providers: [BitrixApiService, BitrixRateLimiter, IntegrationService, SettingsService, BitrixUsersService],
+  imports: [HttpModule, PbxDriversModule, TypeOrmModule.forFeature([BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Originate])],
+  controllers: [OAuthController, SettingsController, UsersController, OriginateController],
+  providers: [BitrixApiService, BitrixRateLimiter, IntegrationService, SettingsService, BitrixUsersService, CallbackAuthService, OriginateService, BitrixEventsService],
   exports: [BitrixApiService, IntegrationService],
 })
 export class BitrixModule {}

@@ -5,8 +5,10 @@ export default async function globalTeardown(): Promise<void> {
   if (template) {
     await withAdminClient(async (c) => {
       // Specs drop their own databases; this catches those of a spec that crashed.
-      const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'utel\\_test\\_%'`);
-      for (const { datname } of rows) if (datname !== template && /^utel_test_[0-9a-f]{12}$/.test(datname)) await c.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+      // Only this run's (named after its template): other runs may share the server.
+      const prefix = template.replace('template_', '');
+      const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, [`${prefix}_`]);
+      for (const { datname } of rows) if (new RegExp(`^${prefix}_[0-9a-f]{12}$`).test(datname)) await c.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
       await c.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`);
     });
   }

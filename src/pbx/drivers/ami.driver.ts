@@ -89,13 +89,7 @@ export class AmiDriver implements PbxDriver, OnApplicationBootstrap, OnModuleDes
 
 /** Asterisk's dial state in OriginateResponse `Reason`: 1 hung up, 3 ringing timed out, 5 busy, 8 congestion, 0 failure. */
 function lateFailure(reason: string | undefined): LateFailure {
-  switch (reason) {
-    case '5':
-      return { reason: 'the operator is busy', statusCode: '486' };
-    case '1':
-    case '3':
-      return { reason: 'the operator did not answer', statusCode: '480' };
-    default:
-      return { reason: `the PBX could not place the call (reason ${reason ?? 'unknown'})`, statusCode: '503' };
-  }
+  if (reason === '5') return { reason: 'the operator is busy', statusCode: '486' };
+  if (reason === '1' || reason === '3') return { reason: 'the operator did not answer', statusCode: '480' };
+  return { reason: `the PBX could not place the call (reason ${reason ?? 'unknown'})`, statusCode: '503' };
 }

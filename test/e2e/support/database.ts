@@ -28,7 +28,8 @@ export async function withAdminClient<T>(work: (client: Client) => Promise<T>): 
 export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const template = process.env.TEST_DATABASE_TEMPLATE;
   if (!template) throw new Error('TEST_DATABASE_TEMPLATE is not set: run the e2e specs through Jest (global setup)');
-  const name = `utel_test_${randomBytes(6).toString('hex')}`;
+  // Named after the run's template, so a run's teardown drops its own databases and no other run's.
+  const name = `${template.replace('template_', '')}_${randomBytes(6).toString('hex')}`;
   await withAdminClient((c) => c.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`));
   return {
     url: databaseUrl(name),
