@@ -3,7 +3,6 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Not, Repository } from 'typeorm';
 import { AppError } from '../../common/app-error';
 import { safeEqual, SecretBox, sha256Hex } from '../../common/secret-box';
-import { BitrixApiError } from '../bitrix-api.error';
 import { BitrixApiService } from '../bitrix-api.service';
 import { BitrixIntegration } from '../bitrix-integration.entity';
 
@@ -107,8 +106,9 @@ export class CallbackAuthService {
       const { result } = await this.api.call<{ ID?: string | number }>(asUser, 'user.current');
       userId = Number(result.ID);
     } catch (err) {
-      if (err instanceof BitrixApiError && err.code !== 'BITRIX_REJECTED') throw err;
-      this.deny('Bitrix24 refused the user token', integration);
+      // A token Bitrix24 refuses, or a check it cannot answer, proves nothing.
+      if (!(err instanceof AppError)) throw err;
+      this.deny(`Bitrix24 did not confirm the user token (${err.code})`, integration);
     }
     if (!Number.isSafeInteger(userId) || userId <= 0) this.deny('user.current named nobody', integration);
     if (this.users.size >= USER_CACHE_MAX) this.users.delete(this.users.keys().next().value as string);

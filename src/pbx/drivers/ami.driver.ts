@@ -47,6 +47,14 @@ export class AmiDriver implements PbxDriver, OnApplicationBootstrap, OnModuleDes
     if (!connection || !config) throw new AppError('PBX_UNAVAILABLE', 'The PBX is not configured on this server (AMI_HOST, AMI_USER, AMI_SECRET).');
     const actionId = connection.actionId();
     const variables = [`BITRIX_CALL_ID=${request.bitrixCallId ?? ''}`, `UTEL_COMPANY_ID=${request.companyId}`, `UTEL_ORIGINATE_ID=${request.originateId}`];
+    // Registered before sending: the OriginateResponse can arrive in the same read as the response.
+    const timer = setTimeout(() => this.waiting.delete(actionId), RING_TIMEOUT_MS + LATE_RESULT_GRACE_MS);
+    timer.unref();
+    this.waiting.set(actionId, { onLateFailure, timer, originateId: request.originateId });
+    const forget = () => {
+      clearTimeout(timer);
+      this.waiting.delete(actionId);
+    };
     let answer: AmiMessage;
     try {
       answer = await connection.send({
@@ -62,16 +70,15 @@ export class AmiDriver implements PbxDriver, OnApplicationBootstrap, OnModuleDes
         Variable: variables,
       });
     } catch (err) {
+      forget();
       if (err instanceof AmiUnavailableError) throw new AppError('PBX_UNAVAILABLE', 'The PBX cannot be reached right now: the call was not placed.', undefined, { cause: err });
       throw err;
     }
     if (answer.response?.toLowerCase() !== 'success') {
+      forget();
       this.logger.warn({ originateId: request.originateId, message: answer.message }, 'The PBX refused the Originate');
       throw new AppError('PBX_REJECTED', 'The PBX refused to place the call.');
     }
-    const timer = setTimeout(() => this.waiting.delete(actionId), RING_TIMEOUT_MS + LATE_RESULT_GRACE_MS);
-    timer.unref();
-    this.waiting.set(actionId, { onLateFailure, timer, originateId: request.originateId });
   }
 
   private onEvent(event: AmiMessage): void {
