@@ -2,7 +2,7 @@ import { createHmac, hkdfSync } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { HttpService } from '@nestjs/axios';
-import axios from 'axios';
+import { Logger } from '@nestjs/common';
 import { AppError } from '../../common/app-error';
 import { HttpDriver, SIGNATURE_HEADER } from './http.driver';
 
@@ -14,9 +14,10 @@ describe('HttpDriver', () => {
   let status = 200;
   let received: { body: string; headers: IncomingMessage['headers'] }[] = [];
   const request = { originateId: 1, companyId: 7, sipPhone: '101', phoneNumber: '+998901234567', bitrixCallId: 'externalCall.x.1' };
-  const driver = () => new HttpDriver(new HttpService(axios.create()), url, appKey);
+  const driver = () => new HttpDriver(new HttpService(), url, appKey);
 
   beforeAll(async () => {
+    Logger.overrideLogger(false);
     server = createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
@@ -54,10 +55,10 @@ describe('HttpDriver', () => {
   });
 
   it('answers 503 when nothing listens or no URL is configured', async () => {
-    const down = new HttpDriver(new HttpService(axios.create()), 'http://127.0.0.1:1/originate', appKey);
+    const down = new HttpDriver(new HttpService(), 'http://127.0.0.1:1/originate', appKey);
     await expect(down.originate(request)).rejects.toBeInstanceOf(AppError);
     await expect(down.originate(request)).rejects.toMatchObject({ code: 'PBX_UNAVAILABLE' });
-    const unset = new HttpDriver(new HttpService(axios.create()), null, appKey);
+    const unset = new HttpDriver(new HttpService(), null, appKey);
     expect(unset.available).toBe(false);
     await expect(unset.originate(request)).rejects.toMatchObject({ code: 'PBX_UNAVAILABLE' });
   });
