@@ -51,7 +51,7 @@ describe('click-to-call (originate) and the Bitrix24 events', () => {
     base = `http://127.0.0.1:${port}`;
     for (const binding of portal.eventBindings) binding.handler = binding.handler.replace('https://bitrix.utel.example', base);
     key = new URL(portal.eventBindings[0].handler).searchParams.get('key') as string;
-    await waitFor(() => t.app.get<PbxDriver>(PBX_DRIVER).available);
+    await waitFor(() => t.app.get<PbxDriver>(PBX_DRIVER).unavailable === null);
   });
   afterAll(async () => {
     await t.close();
@@ -188,7 +188,7 @@ describe('click-to-call (originate) and the Bitrix24 events', () => {
     const driver = t.app.get<PbxDriver>(PBX_DRIVER);
     ami.refuseLogin = true;
     ami.dropConnections();
-    await waitFor(() => !driver.available);
+    await waitFor(() => driver.unavailable !== null);
     const rowsBefore = (await originates()).length;
     const refused = await portal.clickToCall({ userId: 1, phoneNumber: '+998901112244' });
     expect(refused.deliveries[0].status).toBe(503);
@@ -208,7 +208,7 @@ describe('click-to-call (originate) and the Bitrix24 events', () => {
 
     ami.refuseLogin = false;
     await ami.start(port);
-    await waitFor(() => driver.available, 20_000);
+    await waitFor(() => driver.unavailable === null, 20_000);
     await sleep(200);
     expect(ami.originates).toHaveLength(0);
     const back = await portal.clickToCall({ userId: 2, phoneNumber: '+998901112266' });
@@ -252,5 +252,54 @@ describe('click-to-call (originate) and the Bitrix24 events', () => {
     const replayUninstall = await t.http().post(`/integration/bitrix/events?key=${encodeURIComponent(key)}`).type('form').send({ event: 'ONAPPUNINSTALL', auth: { member_id: portal.memberId, application_token: portal.applicationToken } });
     expect(replayUninstall.status).toBe(401);
     expect(ami.originates).toHaveLength(0);
+  });
+});
+
+describe('click-to-call without a configured PBX, and the first deliveries of a portal', () => {
+  let emu: Bitrix24Emulator;
+  let portal: Portal;
+  let t: TestApp;
+  let key: string;
+
+  beforeAll(async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    portal = await emu.addPortal({ users: [{ ID: 1, ADMIN: true, UF_PHONE_INNER: '101' }] });
+    // No AMI_HOST/AMI_USER/AMI_SECRET: the ami driver is not configured.
+    t = await createTestApp({ env: bitrixEnv(emu, [portal]) });
+    const admin = await t.login('admin');
+    expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
+    await t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send({ bindings: [{ sip_phone: '101', bitrix_user_id: 1 }] }).expect(200);
+    const { port } = t.app.getHttpServer().address() as { port: number };
+    for (const binding of portal.eventBindings) binding.handler = binding.handler.replace('https://bitrix.utel.example', `http://127.0.0.1:${port}`);
+    key = new URL(portal.eventBindings[0].handler).searchParams.get('key') as string;
+  });
+  afterAll(async () => {
+    await t.close();
+    await emu.stop();
+  });
+
+  it('learns the application_token once when the first deliveries arrive together, and refuses another token afterwards', async () => {
+    const deliveries = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        t.http().post(`/integration/bitrix/originate?key=${encodeURIComponent(key)}`).type('form')
+          .send({ event: 'ONEXTERNALCALLSTART', data: { USER_ID: '1', PHONE_NUMBER: '+998901234567', CALL_ID: `externalCall.${i}` }, auth: { member_id: portal.memberId, application_token: portal.applicationToken } }),
+      ),
+    );
+    // Authenticated, then 503: the PBX is not configured.
+    expect(deliveries.map((d) => d.status)).toEqual([503, 503, 503, 503, 503]);
+    const forged = await t.http().post(`/integration/bitrix/originate?key=${encodeURIComponent(key)}`).type('form')
+      .send({ event: 'ONEXTERNALCALLSTART', data: { USER_ID: '1', PHONE_NUMBER: '+998901234567', CALL_ID: 'externalCall.f' }, auth: { member_id: portal.memberId, application_token: 'other' } });
+    expect(forged.status).toBe(401);
+  });
+
+  it('answers 503 with a clear message when the PBX is not configured and finishes the Bitrix24 call as failed', async () => {
+    const { callId, deliveries } = await portal.clickToCall({ userId: 1, phoneNumber: '+998901234567' });
+    expect(deliveries[0].status).toBe(503);
+    expect(JSON.parse(deliveries[0].body)).toEqual({ status: 'error', code: 503, result: null, message: 'The PBX is not configured on this server (AMI_HOST, AMI_USER, AMI_SECRET).' });
+    await waitFor(() => portal.callStatistics.some((s) => s.CALL_ID === callId));
+    expect(portal.callStatistics.find((s) => s.CALL_ID === callId)?.CALL_FAILED_CODE).toBe('503');
+    const rows = await t.app.get(DataSource).query<unknown[]>('SELECT id FROM pbx_originates');
+    expect(rows).toHaveLength(0);
   });
 });

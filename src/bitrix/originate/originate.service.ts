@@ -109,9 +109,10 @@ export class OriginateService {
   }
 
   private async dial(dial: Dial): Promise<OriginateResultDto> {
-    if (!this.pbx.available) {
-      this.finishFailed(dial, '503', 'the PBX cannot be reached');
-      this.requireAvailable();
+    const unavailable = this.pbx.unavailable;
+    if (unavailable) {
+      this.finishFailed(dial, '503', unavailable.message);
+      throw unavailable;
     }
     const row = await this.originates.save(
       this.originates.create({
@@ -159,7 +160,8 @@ export class OriginateService {
   }
 
   private requireAvailable(): void {
-    if (!this.pbx.available) throw new AppError('PBX_UNAVAILABLE', 'The PBX cannot be reached right now: the call was not placed.');
+    const unavailable = this.pbx.unavailable;
+    if (unavailable) throw unavailable;
   }
 
   /** The extension bound to a Bitrix24 employee, or 422 on `field`. */

@@ -28,8 +28,9 @@ export class AmiDriver implements PbxDriver, OnApplicationBootstrap, OnModuleDes
     this.connection?.on('down', (reason: string) => this.logger.warn({ reason }, 'AMI session lost; reconnecting'));
   }
 
-  get available(): boolean {
-    return this.connection?.ready ?? false;
+  get unavailable(): AppError | null {
+    if (!this.connection) return notConfigured();
+    return this.connection.ready ? null : unreachable();
   }
 
   onApplicationBootstrap(): void {
@@ -44,7 +45,7 @@ export class AmiDriver implements PbxDriver, OnApplicationBootstrap, OnModuleDes
 
   async originate(request: OriginateRequest, onLateFailure: (failure: LateFailure) => void): Promise<void> {
     const { connection, config } = this;
-    if (!connection || !config) throw new AppError('PBX_UNAVAILABLE', 'The PBX is not configured on this server (AMI_HOST, AMI_USER, AMI_SECRET).');
+    if (!connection || !config) throw notConfigured();
     const actionId = connection.actionId();
     const variables = [`BITRIX_CALL_ID=${request.bitrixCallId ?? ''}`, `UTEL_COMPANY_ID=${request.companyId}`, `UTEL_ORIGINATE_ID=${request.originateId}`];
     // Registered before sending: the OriginateResponse can arrive in the same read as the response.
@@ -71,7 +72,7 @@ export class AmiDriver implements PbxDriver, OnApplicationBootstrap, OnModuleDes
       });
     } catch (err) {
       forget();
-      if (err instanceof AmiUnavailableError) throw new AppError('PBX_UNAVAILABLE', 'The PBX cannot be reached right now: the call was not placed.', undefined, { cause: err });
+      if (err instanceof AmiUnavailableError) throw unreachable(err);
       throw err;
     }
     if (answer.response?.toLowerCase() !== 'success') {
@@ -100,3 +101,6 @@ function lateFailure(reason: string | undefined): LateFailure {
   if (reason === '1' || reason === '3') return { reason: 'the operator did not answer', statusCode: '480' };
   return { reason: `the PBX could not place the call (reason ${reason ?? 'unknown'})`, statusCode: '503' };
 }
+
+const notConfigured = () => new AppError('PBX_UNAVAILABLE', 'The PBX is not configured on this server (AMI_HOST, AMI_USER, AMI_SECRET).');
+const unreachable = (cause?: Error) => new AppError('PBX_UNAVAILABLE', 'The PBX cannot be reached right now: the call was not placed.', undefined, { cause });

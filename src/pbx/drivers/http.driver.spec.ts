@@ -59,7 +59,7 @@ describe('HttpDriver', () => {
     await expect(down.originate(request)).rejects.toBeInstanceOf(AppError);
     await expect(down.originate(request)).rejects.toMatchObject({ code: 'PBX_UNAVAILABLE' });
     const unset = new HttpDriver(new HttpService(), null, appKey);
-    expect(unset.available).toBe(false);
+    expect(unset.unavailable?.message).toBe('The PBX is not configured on this server (PBX_ORIGINATE_URL).');
     await expect(unset.originate(request)).rejects.toMatchObject({ code: 'PBX_UNAVAILABLE' });
   });
 });

@@ -37,12 +37,12 @@ export class HttpDriver implements PbxDriver {
     this.key = originateSigningKey(appKey);
   }
 
-  get available(): boolean {
-    return this.url !== null;
+  get unavailable(): AppError | null {
+    return this.url === null ? notConfigured() : null;
   }
 
   async originate(request: OriginateRequest): Promise<void> {
-    if (!this.url) throw new AppError('PBX_UNAVAILABLE', 'The PBX is not configured on this server (PBX_ORIGINATE_URL).');
+    if (!this.url) throw notConfigured();
     const body = JSON.stringify({ sip_phone: request.sipPhone, phone_number: request.phoneNumber, bitrix_call_id: request.bitrixCallId, company_id: request.companyId });
     let status: number;
     try {
@@ -67,3 +67,5 @@ export class HttpDriver implements PbxDriver {
     throw new AppError('PBX_REJECTED', 'The PBX refused to place the call.');
   }
 }
+
+const notConfigured = () => new AppError('PBX_UNAVAILABLE', 'The PBX is not configured on this server (PBX_ORIGINATE_URL).');

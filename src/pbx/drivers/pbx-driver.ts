@@ -17,6 +17,8 @@ export interface LateFailure {
   statusCode: '486' | '480' | '503';
 }
 
+import type { AppError } from '../../common/app-error';
+
 /**
  * How originate reaches the PBX (`PBX_DRIVER`). `originate` resolves once the PBX has accepted the
  * request and throws `AppError` PBX_UNAVAILABLE (503: not reachable, not logged in, not configured)
@@ -25,8 +27,8 @@ export interface LateFailure {
  */
 export interface PbxDriver {
   originate(request: OriginateRequest, onLateFailure: (failure: LateFailure) => void): Promise<void>;
-  /** False while the PBX is known to be unreachable: callers answer 503 before writing anything. */
-  readonly available: boolean;
+  /** The 503 to answer while the PBX is known to be unreachable or not configured (null when it can take calls): callers check it before writing anything. */
+  readonly unavailable: AppError | null;
 }
 
 export const PBX_DRIVER = Symbol('PBX_DRIVER');
