@@ -302,4 +302,14 @@ describe('click-to-call without a configured PBX, and the first deliveries of a 
     const rows = await t.app.get(DataSource).query<unknown[]>('SELECT id FROM pbx_originates');
     expect(rows).toHaveLength(0);
   });
+
+  it('checks at most 30 new user tokens per portal a minute (each is a user.current on the portal\'s rate limit); cached ones still pass', async () => {
+    const tokens = Array.from({ length: 31 }, () => emu.tokens.issueAccess({ memberId: portal.memberId, userId: 1, scope: portal.scopes }).token);
+    const call = (token: string) => t.http().post('/integration/bitrix/originate').send({ sip_phone: '101', phone_number: '+998901234567', auth: { member_id: portal.memberId, access_token: token } });
+    const before = portal.requests.filter((r) => r.method === 'user.current').length;
+    for (const token of tokens.slice(0, 30)) expect((await call(token)).status).toBe(503); // authenticated; no PBX configured
+    expect((await call(tokens[30])).status).toBe(401);
+    expect(portal.requests.filter((r) => r.method === 'user.current').length - before).toBe(30);
+    expect((await call(tokens[0])).status).toBe(503);
+  });
 });

@@ -25,6 +25,12 @@ export interface CallbackCredentials {
 
 const USER_CACHE_TTL_MS = 60_000;
 const USER_CACHE_MAX = 10_000;
+/**
+ * New (uncached) user tokens checked per portal per minute. Each check is a `user.current` on the
+ * portal's own rate limit: without a cap, anyone who knows a member_id could spend that budget
+ * (and starve call sync) by posting random tokens.
+ */
+const USER_CHECKS_PER_MINUTE = 30;
 const DENIED = 'The request could not be authenticated.';
 
 /**
@@ -36,6 +42,8 @@ export class CallbackAuthService {
   private readonly logger = new Logger(CallbackAuthService.name);
   /** `integration id:sha256(access token)` → Bitrix24 user id, for a minute. */
   private readonly users = new Map<string, { userId: number; until: number }>();
+  /** Per portal: the current minute's window and the checks made in it. */
+  private readonly checks = new Map<number, { since: number; count: number }>();
 
   constructor(
     @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
@@ -99,6 +107,7 @@ export class CallbackAuthService {
     const cached = this.users.get(cacheKey);
     if (cached && cached.until > Date.now()) return { kind: 'user', integration, bitrixUserId: cached.userId };
 
+    this.countCheck(integration);
     // The user's token stands in for the app's on a copy of the row: nothing of it is stored.
     const asUser = Object.assign(new BitrixIntegration(), integration, { id: 0, accessToken: this.secrets.encrypt(accessToken), refreshToken: null, accessExpiresAt: null });
     let userId: number;
@@ -114,6 +123,16 @@ export class CallbackAuthService {
     if (this.users.size >= USER_CACHE_MAX) this.users.delete(this.users.keys().next().value as string);
     this.users.set(cacheKey, { userId, until: Date.now() + USER_CACHE_TTL_MS });
     return { kind: 'user', integration, bitrixUserId: userId };
+  }
+
+  private countCheck(integration: BitrixIntegration): void {
+    const now = Date.now();
+    const window = this.checks.get(integration.id);
+    if (!window || now - window.since >= 60_000) {
+      this.checks.set(integration.id, { since: now, count: 1 });
+      return;
+    }
+    if (++window.count > USER_CHECKS_PER_MINUTE) this.deny('too many new user tokens this minute', integration);
   }
 
   private deny(reason: string, integration?: BitrixIntegration): never {
