@@ -20,8 +20,9 @@ module.exports = {
       testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/e2e/global-setup.ts',
       globalTeardown: '<rootDir>/test/e2e/global-teardown.ts',
-      // Each spec boots a real application on its own database copy; give hooks room on a busy machine.
-      testTimeout: 30_000,
     },
   ],
+  // e2e specs boot a real application on their own database copy and spawn CLI processes: give tests
+  // and hooks room on a busy machine. A global option: Jest ignores testTimeout inside `projects`.
+  testTimeout: 30_000,
 };
