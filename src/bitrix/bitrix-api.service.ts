@@ -13,7 +13,7 @@ import type { BitrixConfig } from '../config/bitrix.config';
 import type { Config } from '../config/config';
 import { MetricsService } from '../metrics/metrics.service';
 import { BitrixApiError, invalidClientError } from './bitrix-api.error';
-import type { BatchResponse, BitrixProfile, RestFailure, RestSuccess, TokenResponse } from './bitrix-api.types';
+import type { BatchResponse, RestFailure, RestSuccess, TokenResponse } from './bitrix-api.types';
 import { BitrixIntegration } from './bitrix-integration.entity';
 import { BitrixRateLimiter, type Lane } from './bitrix-rate-limiter';
 
@@ -197,30 +197,30 @@ export class BitrixApiService {
   }
 
   /**
-   * `profile` of a token pair that is not stored yet: a connect learns who approved it (and whether
-   * they are an admin) before it stores anything. One request through the portal's rate limit; no
-   * refresh, retry or redirect, since there is no stored integration to update.
+   * A method called with a token that is not the stored integration's: the pair a connect has not
+   * stored yet (`profile`: who approved it), or a Bitrix24 user's own token (`user.current`: whose
+   * it is). One request through the portal's rate limit; no refresh, retry or redirect.
    */
-  async profileOf(origin: string, tokens: TokenResponse): Promise<BitrixProfile> {
-    const details = { memberId: tokens.member_id, method: 'profile' };
+  async callWithToken<T extends object>(origin: string, memberId: string, accessToken: string, method: string): Promise<T> {
+    const details = { memberId, method };
     const deadline = Date.now() + INTERACTIVE_WAIT_MS;
     for (;;) {
-      const wait = await this.limiter.tryAcquire(tokens.member_id, this.limiter.limitFor(null), 'priority');
+      const wait = await this.limiter.tryAcquire(memberId, this.limiter.limitFor(null), 'priority');
       if (wait === 0) break;
-      if (Date.now() + wait > deadline) throw new BitrixApiError('BITRIX_UNAVAILABLE', `Bitrix24 portal ${origin} is rate-limited; try again shortly (profile).`, details);
+      if (Date.now() + wait > deadline) throw new BitrixApiError('BITRIX_UNAVAILABLE', `Bitrix24 portal ${origin} is rate-limited; try again shortly (${method}).`, details);
       await sleep(wait);
     }
     let res: RawResponse;
     try {
-      res = await this.post(`${origin}/rest/profile`, { auth: tokens.access_token }, REST_TIMEOUT_MS, 'profile');
+      res = await this.post(`${origin}/rest/${method}`, { auth: accessToken }, REST_TIMEOUT_MS, method);
     } catch (err) {
-      throw new BitrixApiError('BITRIX_UNAVAILABLE', `Bitrix24 portal ${origin} did not answer (profile).`, details, { cause: transportError(err) });
+      throw new BitrixApiError('BITRIX_UNAVAILABLE', `Bitrix24 portal ${origin} did not answer (${method}).`, details, { cause: transportError(err) });
     }
     const body = res.data;
-    if (res.status === 200 && isObject(body) && isObject(body.result)) return body.result;
+    if (res.status === 200 && isObject(body) && isObject(body.result)) return body.result as T;
     const code = isObject(body) && typeof body.error === 'string' ? body.error : `HTTP_${res.status}`;
-    this.errors.inc({ method: 'profile', code });
-    throw new BitrixApiError('BITRIX_REJECTED', `Bitrix24 refused profile (${code}).`, { ...details, bitrixError: code, httpStatus: res.status });
+    this.errors.inc({ method, code });
+    throw new BitrixApiError('BITRIX_REJECTED', `Bitrix24 refused ${method} (${code}).`, { ...details, bitrixError: code, httpStatus: res.status });
   }
 
   /** One attempt at one REST method, classified. `integration` is updated in place when tokens or domain change. */

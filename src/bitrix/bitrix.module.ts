@@ -10,9 +10,16 @@ import { CallsController } from './calls/calls.controller';
 import { CallsService } from './calls/calls.service';
 import { CheckService } from './calls/check.service';
 import { RecordingFetcher } from '../pbx/recording-fetcher';
+import { ResponsibleService } from '../pbx/smart-redirect/responsible.service';
 import { IntegrationService } from './oauth/integration.service';
 import { OAuthController } from './oauth/oauth.controller';
 import { OAuthState } from './oauth/oauth-state.entity';
+import { BitrixEventsService } from './originate/bitrix-events.service';
+import { CallbackAuthService } from './originate/callback-auth.service';
+import { OriginateController } from './originate/originate.controller';
+import { Originate } from './originate/originate.entity';
+import { OriginateService } from './originate/originate.service';
+import { PbxDriversModule } from '../pbx/drivers/pbx-drivers.module';
 import { Binding } from './settings/binding.entity';
 import { BitrixSettings } from './settings/bitrix-settings.entity';
 import { KnownExtension } from './settings/known-extension.entity';
@@ -21,11 +28,26 @@ import { SettingsService } from './settings/settings.service';
 import { BitrixUsersService } from './users/bitrix-users.service';
 import { UsersController } from './users/users.controller';
 
-/** The Bitrix24 side: connection (OAuth), settings, employees, call sync, and the one Bitrix24 client. */
+/** The Bitrix24 side: connection (OAuth), settings, employees, call sync, click-to-call callbacks, and the one Bitrix24 client. */
 @Module({
-  imports: [HttpModule, TypeOrmModule.forFeature([BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Call])],
-  controllers: [OAuthController, SettingsController, UsersController, CallsController],
-  providers: [BitrixApiService, BitrixRateLimiter, IntegrationService, SettingsService, BitrixUsersService, CallSyncService, CallsService, CheckService, RecordingFetcher],
-  exports: [BitrixApiService, IntegrationService, CallSyncService],
+  imports: [HttpModule, PbxDriversModule, TypeOrmModule.forFeature([BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Call, Originate])],
+  controllers: [OAuthController, SettingsController, UsersController, CallsController, OriginateController],
+  providers: [
+    BitrixApiService,
+    BitrixRateLimiter,
+    IntegrationService,
+    SettingsService,
+    BitrixUsersService,
+    CallSyncService,
+    CallsService,
+    CheckService,
+    RecordingFetcher,
+    CallbackAuthService,
+    OriginateService,
+    BitrixEventsService,
+    // The responsible-operator lookup serves both Smart Redirect (its module's routes) and callbacks here.
+    ResponsibleService,
+  ],
+  exports: [BitrixApiService, IntegrationService, CallSyncService, ResponsibleService],
 })
 export class BitrixModule {}

@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   BITRIX_NOT_CONFIGURED: HttpStatus.SERVICE_UNAVAILABLE,
   BITRIX_UNAVAILABLE: HttpStatus.BAD_GATEWAY,
   BITRIX_REJECTED: HttpStatus.BAD_GATEWAY,
+  PBX_UNAVAILABLE: HttpStatus.SERVICE_UNAVAILABLE,
+  PBX_REJECTED: HttpStatus.BAD_GATEWAY,
 } as const satisfies Record<string, HttpStatus>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -3,12 +3,13 @@ import { AppError, type FieldErrors } from './app-error';
 
 /**
  * The global pipe: whitelisted DTOs, unknown fields rejected, failures as 422 with per-field
- * messages keyed by their dotted path (`bindings.0.sip_phone`).
+ * messages keyed by their dotted path (`bindings.0.sip_phone`). `ignoreUnknown` strips unknown
+ * fields instead: for the public Bitrix24 callbacks, whose payloads grow new keys (SPEC §7).
  */
-export function createValidationPipe(): ValidationPipe {
+export function createValidationPipe(options: { ignoreUnknown?: boolean } = {}): ValidationPipe {
   return new ValidationPipe({
     whitelist: true,
-    forbidNonWhitelisted: true,
+    forbidNonWhitelisted: !options.ignoreUnknown,
     transform: true,
     stopAtFirstError: false,
     exceptionFactory: (errors) => new AppError('VALIDATION_FAILED', 'The given data was invalid.', flattenValidationErrors(errors)),

@@ -9,7 +9,7 @@ import type { Config } from '../../config/config';
 import type { BitrixConfig } from '../../config/bitrix.config';
 import { BitrixApiError, invalidClientError } from '../bitrix-api.error';
 import { BitrixApiService } from '../bitrix-api.service';
-import type { TokenResponse } from '../bitrix-api.types';
+import type { BitrixProfile, TokenResponse } from '../bitrix-api.types';
 import { BitrixIntegration } from '../bitrix-integration.entity';
 import { BOUND_EVENTS, handlerUrl, isOurHandler, type BoundEvent } from '../event-handlers';
 import { normalizePortalDomain } from '../portal-domain';
@@ -216,7 +216,7 @@ export class IntegrationService {
    * approve the connection. Returns the approver's Bitrix24 id (the integration's owner).
    */
   private async requireAdminApproval(origin: string, tokens: TokenResponse): Promise<number | null> {
-    const profile = await this.api.profileOf(origin, tokens);
+    const profile = await this.api.callWithToken<BitrixProfile>(origin, tokens.member_id, tokens.access_token, 'profile');
     if (profile.ADMIN !== true) {
       throw AppError.validation('code', 'The Bitrix24 user who approved the connection is not an administrator of the portal: a portal administrator must approve it.');
     }
