@@ -99,7 +99,7 @@ describe('click-to-call (originate) and the Bitrix24 events', () => {
     expect(portal.externalCalls.filter((c) => c.CALL_ID === callId)).toHaveLength(1);
     // The first genuine delivery taught the application_token (stored encrypted).
     const [stored] = await db.query<{ application_token: string }[]>('SELECT application_token FROM bitrix_integrations WHERE member_id = $1', [portal.memberId]);
-    expect(stored.application_token).toMatch(/^v1\./);
+    expect(stored.application_token).toMatch(/^v2\./);
     expect(stored.application_token).not.toContain(portal.applicationToken);
   });
 

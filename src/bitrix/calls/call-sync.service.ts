@@ -117,6 +117,26 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     return true;
   }
 
+  /**
+   * A click-to-call the PBX could not place: its Bitrix24 call is finished through the outbox (as a
+   * call of its own that ended at once, `failed`/`busy`/`no_answer`), so it never hangs, even if
+   * Bitrix24 is down or this process stops right now.
+   */
+  async finishFailedClickToCall(call: { companyId: number; bitrixCallId: string; sipPhone: string; phoneNumber: string; status: 'failed' | 'busy' | 'no_answer'; reference: string }): Promise<void> {
+    await this.dataSource.transaction(async (em) => {
+      await em.query(
+        `INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, sync_state, first_sip_phone, handled_by, started_at, start_offset_min,
+           ringing_seen, ended_at, duration, bitrix_call_id, click_to_call, attempts, next_attempt_at)
+         SELECT $1, $2, 'outbound', $3, $3, $4, CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, $5, $5, now(), 0, false, now(), 0, $6, true, 0, now()
+           FROM (SELECT (SELECT status FROM bitrix_integrations WHERE company_id = $1) AS status) i
+         ON CONFLICT (company_id, call_id) DO NOTHING`,
+        [call.companyId, `click-to-call.${call.reference}`, call.phoneNumber, call.status, call.sipPhone, call.bitrixCallId],
+      );
+      await CallSyncService.markDue(em, call.companyId);
+    });
+    this.wake();
+  }
+
   private async run(): Promise<void> {
     while (this.running) {
       try {

@@ -11,6 +11,7 @@ import { normalizePhone } from '../../pbx/phone-number';
 import { PBX_DRIVER, type LateFailure, type PbxDriver } from '../../pbx/drivers/pbx-driver';
 import { BitrixApiService } from '../bitrix-api.service';
 import { ResponsibleService } from '../../pbx/smart-redirect/responsible.service';
+import { CallSyncService } from '../calls/call-sync.service';
 import { BitrixIntegration } from '../bitrix-integration.entity';
 import { Binding } from '../settings/binding.entity';
 import { BitrixSettings } from '../settings/bitrix-settings.entity';
@@ -43,10 +44,10 @@ export class OriginateService {
     @InjectRepository(Binding) private readonly bindings: Repository<Binding>,
     @InjectRepository(KnownExtension) private readonly extensions: Repository<KnownExtension>,
     @InjectRepository(BitrixSettings) private readonly settings: Repository<BitrixSettings>,
-    @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
     @Inject(PBX_DRIVER) private readonly pbx: PbxDriver,
     private readonly api: BitrixApiService,
     private readonly responsible: ResponsibleService,
+    private readonly sync: CallSyncService,
     config: ConfigService<Config, true>,
   ) {
     this.country = config.get('app', { infer: true }).defaultCountry;
@@ -157,16 +158,14 @@ export class OriginateService {
     this.finishFailed(dial, failure.statusCode, failure.reason);
   }
 
-  /** Finishes the Bitrix24 call of a failed originate (best effort, in the background: the answer must not wait). */
-  private finishFailed(dial: Dial, statusCode: string, reason: string): void {
-    if (!dial.bitrixCallId || dial.bitrixUserId === null) return;
-    const params = { CALL_ID: dial.bitrixCallId, USER_ID: dial.bitrixUserId, DURATION: 0, STATUS_CODE: statusCode, FAILED_REASON: reason };
-    void this.integrations
-      .findOneBy({ id: dial.integration.id })
-      .then((fresh) => this.api.call(fresh ?? dial.integration, 'telephony.externalcall.finish', params))
-      .catch((err: unknown) =>
-        this.logger.warn({ memberId: dial.integration.memberId, err: err instanceof Error ? err.message : String(err) }, 'Could not finish the Bitrix24 call of a failed originate'),
-      );
+  /** Finishes the Bitrix24 call of a failed originate through call sync's outbox (durable, retried; the answer does not wait). */
+  private finishFailed(dial: Dial, statusCode: LateFailure['statusCode'], reason: string): void {
+    if (!dial.bitrixCallId) return;
+    const status = statusCode === '486' ? 'busy' : statusCode === '480' ? 'no_answer' : 'failed';
+    this.logger.warn({ memberId: dial.integration.memberId, reason }, 'Click-to-call not placed; its Bitrix24 call is finished as failed');
+    this.sync
+      .finishFailedClickToCall({ companyId: dial.integration.companyId, bitrixCallId: dial.bitrixCallId, sipPhone: dial.sipPhone, phoneNumber: dial.phoneNumber, status, reference: randomUUID() })
+      .catch((err: unknown) => this.logger.error({ memberId: dial.integration.memberId, err }, 'Could not queue the finish of a failed click-to-call'));
   }
 
   private requireAvailable(): void {
