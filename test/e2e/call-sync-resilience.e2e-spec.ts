@@ -186,6 +186,43 @@ describe('call sync through failures', () => {
     }
   });
 
+  it('keeps the calls of an uninstalled portal paused until that portal installs and connects again', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, admin, post } = await setUp();
+    try {
+      // Bitrix24 delivers ONAPPUNINSTALL to the bound handler: point it at this app.
+      const { port } = t.app.getHttpServer().address() as { port: number };
+      for (const binding of portal.eventBindings) binding.handler = binding.handler.replace('https://bitrix.utel.example', `http://127.0.0.1:${port}`);
+      portal.faults.outage = true;
+      const waiting = pbxCallId();
+      await post(answeredCall(waiting));
+      await until(() => callRow(t, waiting), (r) => Number(r?.attempts) > 0);
+      portal.faults.outage = false;
+      expect((await portal.uninstallApp()).map((d) => d.status)).toEqual([200]);
+      expect((await t.http().get('/integration/bitrix/info').set(auth(admin.token))).body.result.status).toBe('disconnected');
+      expect(await callRow(t, waiting)).toMatchObject({ sync_state: 'paused', member_id: portal.memberId });
+
+      const other = await emu.addPortal({ users: USERS });
+      const t2 = await createTestApp({ env: bitrixEnv(emu, [portal, other]), databaseUrl: t.databaseUrl });
+      try {
+        expect((await connectPortal(t2, admin.token, other)).res.status).toBe(200);
+        await new Promise((r) => setTimeout(r, 3_000));
+        expect((await callRow(t, waiting))?.sync_state).toBe('paused');
+        await t2.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
+        portal.reinstallApp();
+        expect((await connectPortal(t2, admin.token, portal)).res.status).toBe(200);
+      } finally {
+        await t2.close();
+      }
+      await settled(t, waiting);
+      mirroredOnce(portal, [waiting]);
+      expect(other.telephony.calls).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('loses and duplicates nothing through a 20 s outage, lost connections and tokens expiring every 2 s', async () => {
     emu = new Bitrix24Emulator({ accessTokenTtlSec: 2 });
     await emu.start();

@@ -117,6 +117,14 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     return true;
   }
 
+  /** The app was uninstalled from the portal: the company's waiting calls resume only when that portal is connected again (SPEC §6). */
+  async holdForPortal(companyId: number, memberId: string): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE calls SET sync_state = 'paused', member_id = COALESCE(member_id, $2), updated_at = now() WHERE company_id = $1 AND sync_state IN ('pending', 'paused')`,
+      [companyId, memberId],
+    );
+  }
+
   /**
    * A click-to-call the PBX could not place: its Bitrix24 call is finished through the outbox (as a
    * call of its own that ended at once, `failed`/`busy`/`no_answer`), so it never hangs, even if

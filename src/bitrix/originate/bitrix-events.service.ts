@@ -4,6 +4,7 @@ import { Repository } from 'typeorm';
 import { BitrixIntegration } from '../bitrix-integration.entity';
 import type { CallbackCaller } from './callback-auth.service';
 import type { EventBodyDto, EventResultDto } from './dto/originate.dto';
+import { CallSyncService } from '../calls/call-sync.service';
 import { OriginateService } from './originate.service';
 
 /** POST /integration/bitrix/events: one small handler per Bitrix24 event. */
@@ -14,6 +15,7 @@ export class BitrixEventsService {
   constructor(
     @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
     private readonly originates: OriginateService,
+    private readonly sync: CallSyncService,
   ) {}
 
   async handle(caller: CallbackCaller, body: EventBodyDto): Promise<EventResultDto> {
@@ -36,6 +38,7 @@ export class BitrixEventsService {
       { id: integration.id },
       { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: 'The application was uninstalled from the Bitrix24 portal.' },
     );
+    await this.sync.holdForPortal(integration.companyId, integration.memberId);
     this.logger.log({ memberId: integration.memberId }, 'The application was uninstalled from the portal: integration disconnected');
   }
 }
