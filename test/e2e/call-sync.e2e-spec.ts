@@ -221,6 +221,27 @@ describe('call sync', () => {
     await t.http().post(`/integration/bitrix/calls/${item.id}/retry`).set(auth(other.token)).expect(404);
   });
 
+  it('lets Bitrix24 create a lead (CRM_CREATE, CRM_SOURCE) only for the directions crm_create covers', async () => {
+    await t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send({ crm_create: 'inbound', crm_source: 'WEB', show_card: 'never' }).expect(200);
+    try {
+      const inbound = uid();
+      const outbound = uid();
+      await post([
+        ev(inbound, 'ended', { phone_number: '+998 99 000 11 22', sip_phones: ['101'], status: 'answered', duration: 9 }),
+        ev(outbound, 'ended', { direction: 'outbound', phone_number: '+998 99 000 33 44', sip_phones: ['101'], status: 'answered', duration: 9 }),
+      ]).expect(202);
+      await synced(inbound);
+      await synced(outbound);
+      const leads = portal.crm.list('LEAD');
+      expect(leads.filter((l) => String(l.TITLE).includes('+998990001122'))).toMatchObject([{ SOURCE_ID: 'WEB' }]);
+      expect(leads.filter((l) => String(l.TITLE).includes('+998990003344'))).toEqual([]);
+      expect(bitrixCall(inbound)[0]).toMatchObject({ CRM_ENTITY_TYPE: 'LEAD', CRM_SOURCE: 'WEB' });
+      expect(portal.telephony.cards.filter((c) => c.CALL_ID === bitrixCall(inbound)[0].CALL_ID && c.action === 'show')).toEqual([]);
+    } finally {
+      await t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send({ crm_create: 'none', crm_source: null, show_card: 'ringing' }).expect(200);
+    }
+  });
+
   it('diagnoses the connection', async () => {
     const res = await t.http().get('/integration/bitrix/check').set(auth(admin.token)).expect(200);
     expect(res.body.result.checks.map((c: { name: string }) => c.name)).toEqual(['connected', 'token', 'scopes', 'events', 'rate_limit', 'default_line']);
