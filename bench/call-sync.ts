@@ -10,11 +10,12 @@
  * - the service's RSS throughout.
  * Run with `npm run bench:call-sync`; it rewrites its section of BENCHMARKS.md.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
@@ -58,9 +59,10 @@ function rssMb(pid: number): number {
   return Math.round(Number(line?.replace(/\D/g, '') ?? 0) / 1024);
 }
 
-function cli(env: NodeJS.ProcessEnv, ...args: string[]): string {
-  const out = execFileSync(process.execPath, [join(ROOT, 'dist/src/cli.js'), ...args], { env, encoding: 'utf8' });
-  return out.trim().split('\n').pop() ?? '';
+/** Not execFileSync: a blocked event loop misses the service closing idle keep-alive sockets, and the next fetch fails on one. */
+async function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(ROOT, 'dist/src/cli.js'), ...args], { env, encoding: 'utf8' });
+  return stdout.trim().split('\n').pop() ?? '';
 }
 
 async function waitHealthy(base: string): Promise<void> {
@@ -106,9 +108,9 @@ class Service {
 
   /** A company with an admin and a token, connected to `portal` the way the SPA does it, with these settings. */
   async company(name: string, portal: Portal, settings: Record<string, unknown>): Promise<string> {
-    const companyId = cli(this.env, 'company:create', name);
-    const userId = cli(this.env, 'user:create', '--company', companyId, '--name', `${name} admin`, '--role', 'admin');
-    const token = cli(this.env, 'token:create', '--user', userId);
+    const companyId = await cli(this.env, 'company:create', name);
+    const userId = await cli(this.env, 'user:create', '--company', companyId, '--name', `${name} admin`, '--role', 'admin');
+    const token = await cli(this.env, 'token:create', '--user', userId);
     const { result } = await this.api(token, 'POST', '/integration/bitrix/oauth/credentials', { domain: portal.origin });
     const approval = await fetch(result.auth_url as string, { redirect: 'manual' });
     const q = Object.fromEntries(new URL(approval.headers.get('location') ?? '').searchParams);
