@@ -29,7 +29,7 @@ const CEILING = (LIMIT.rate * BATCH_COMMANDS) / 2;
 const SYNC_CALLS = 2_000;
 const NAIVE_CALLS = 40;
 const BACKLOG = 5_000;
-const RINGING_SAMPLES = 60;
+const RINGING_SAMPLES = 120;
 const INGEST_BATCHES = 400;
 const INGEST_BATCH = 100;
 const SINGLE_RATE = 500;
@@ -242,6 +242,12 @@ async function main(): Promise<void> {
     const syncCheck = mirrored(syncPortal, syncIds);
     const syncRequests = syncPortal.stats.requests - requestsBefore;
     const syncRefused = syncPortal.stats.queryLimitExceeded - refusedBefore;
+    // The steady state: from the first accepted batch to the last, the calls finished by the later ones.
+    const batches = syncPortal.requests.filter((r) => r.method === 'batch' && !r.inBatch && r.status === 200);
+    const finishesPerBatch = batches.map((b) => Object.values((b.params.cmd ?? {}) as Record<string, string>).filter((c) => c.startsWith('telephony.externalcall.finish')).length);
+    const steadySeconds = (batches[batches.length - 1].at.getTime() - batches[0].at.getTime()) / 1000;
+    const steadyRate = (finishesPerBatch.reduce((a, b) => a + b, 0) - finishesPerBatch[0]) / steadySeconds;
+    const commandsPerBatch = batches.reduce((n, b) => n + Object.keys((b.params.cmd ?? {})).length, 0) / batches.length;
     const naiveResult = await naive;
     load('after sync');
     const rate = SYNC_CALLS / ((bitrixDone - firstAccepted) / 1000);
@@ -250,6 +256,7 @@ async function main(): Promise<void> {
     rows.push(
       { what: `sync throughput: ${SYNC_CALLS} calls (${traffic.events.length} events posted in ${((postedAt - firstAccepted) / 1000).toFixed(1)} s), first 202 → last finish in the emulator`, result: `${rate.toFixed(1)} calls/s (${((bitrixDone - firstAccepted) / 1000).toFixed(1)} s)`, target: `≥ 45 calls/s (ceiling ${CEILING})`, met: rate >= 45 },
       { what: '… → last call `synced` in `GET /integration/bitrix/calls`', result: `${rateService.toFixed(1)} calls/s`, target: '', met: null },
+      { what: `… steady state: first to last accepted \`batch\` (${batches.length} batches, ${commandsPerBatch.toFixed(1)} commands each on average, ${steadySeconds.toFixed(1)} s)`, result: `${steadyRate.toFixed(1)} calls/s`, target: `ceiling ${CEILING}`, met: null },
       { what: '… Bitrix24 HTTP requests / QUERY_LIMIT_EXCEEDED / calls registered, finished, duplicated', result: `${syncRequests} / ${syncRefused} / ${syncCheck.registered}, ${syncCheck.finished}, ${syncCheck.duplicates}`, target: `${SYNC_CALLS}, ${SYNC_CALLS}, 0`, met: syncCheck.registered === SYNC_CALLS && syncCheck.finished === SYNC_CALLS && syncCheck.duplicates === 0 },
       { what: `naive client, one request per step (${naiveResult.calls} calls, second portal, same limit)`, result: `${naiveRate.toFixed(2)} calls/s (refused ${naiveResult.refused})`, target: `service ${(rate / naiveRate).toFixed(0)}× faster`, met: null },
     );
@@ -266,6 +273,9 @@ async function main(): Promise<void> {
       500,
     ))
       await service.post(ringToken, batch);
+    // Sampling starts once the backlog flows: before that the service sits out the pause that the
+    // full bucket's first QUERY_LIMIT_EXCEEDED imposes (that start is the throughput case's).
+    await until('the first backlog finish', 60_000, () => (mirrored(ringPortal, backlogIds).finished > 0 ? true : undefined));
     const latencies: number[] = [];
     const ringIds = new Set<string>();
     for (let i = 0; i < RINGING_SAMPLES; i++) {
@@ -282,11 +292,12 @@ async function main(): Promise<void> {
       await sleep(200 + Math.random() * 600);
     }
     const backlogLeft = BACKLOG - mirrored(ringPortal, backlogIds).finished;
+    log(`ringing latencies (ms, in order): ${latencies.join(' ')}`);
     load('after ringing');
     const sorted = [...latencies].sort((a, b) => a - b);
     const p99 = percentile(sorted, 99);
     rows.push({
-      what: `ringing latency: 202 → emulator executes the card's \`show\` (${latencies.length} calls, one at a time; backlog of ${BACKLOG} ended calls, ${backlogLeft} still unfinished after the last sample)`,
+      what: `ringing latency: 202 → emulator executes the card's \`show\` (${latencies.length} calls, one at a time; backlog of ${BACKLOG} ended calls posted first, sampling from its first finish; ${backlogLeft} still unfinished after the last sample)`,
       result: `p50 ${percentile(sorted, 50)} ms, p99 ${p99} ms, max ${sorted[sorted.length - 1]} ms`,
       target: 'p99 ≤ 1000 ms',
       met: p99 <= 1000 && backlogLeft > 0,
