@@ -208,7 +208,15 @@ async function main(): Promise<void> {
   const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const rss: { phase: string; mb: number }[] = [];
   let phase = 'idle';
-  const sampler = setInterval(() => rss.push({ phase, mb: rssMb(child.pid as number) }), 250);
+  let exited = false;
+  let stopping = false;
+  child.on('exit', (code, signal) => {
+    exited = true;
+    if (!stopping) process.stderr.write(`the service exited on its own (${code ?? signal})\n`);
+  });
+  const sampler = setInterval(() => {
+    if (!exited) rss.push({ phase, mb: rssMb(child.pid as number) });
+  }, 250);
   const rows: Row[] = [];
   const loads: string[] = [];
   const load = (label: string) => loads.push(`${label} ${loadavg()[0].toFixed(1)}`);
@@ -243,7 +251,7 @@ async function main(): Promise<void> {
     const syncRequests = syncPortal.stats.requests - requestsBefore;
     const syncRefused = syncPortal.stats.queryLimitExceeded - refusedBefore;
     // The steady state: from the first accepted batch to the last, the calls finished by the later ones.
-    const batches = syncPortal.requests.filter((r) => r.method === 'batch' && !r.inBatch && r.status === 200);
+    const batches = syncPortal.requests.filter((r) => r.method === 'batch' && !r.inBatch && r.status === 200 && JSON.stringify(r.params.cmd ?? {}).includes('telephony.externalcall'));
     const finishesPerBatch = batches.map((b) => Object.values((b.params.cmd ?? {}) as Record<string, string>).filter((c) => c.startsWith('telephony.externalcall.finish')).length);
     const steadySeconds = (batches[batches.length - 1].at.getTime() - batches[0].at.getTime()) / 1000;
     const steadyRate = (finishesPerBatch.reduce((a, b) => a + b, 0) - finishesPerBatch[0]) / steadySeconds;
@@ -382,9 +390,12 @@ async function main(): Promise<void> {
     if (rows.some((r) => r.met === false)) process.exitCode = 1;
   } finally {
     clearInterval(sampler);
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
+    if (!exited) {
+      const stopped = new Promise((resolve) => child.on('exit', resolve));
+      stopping = true;
+      child.kill('SIGTERM');
+      await stopped;
+    }
     await emu.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
