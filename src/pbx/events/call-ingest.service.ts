@@ -139,15 +139,7 @@ export class CallIngestService {
     const fresh = await this.dedupe(em, companyId, events);
     const byCall = new Map<string, PbxEvent[]>();
     for (const event of fresh) byCall.set(event.callId, [...(byCall.get(event.callId) ?? []), event]);
-    const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))];
-    if (sipPhones.length) {
-      await em.query(
-        `INSERT INTO pbx_known_extensions (company_id, sip_phone, last_seen_at) SELECT $1, s, now() FROM unnest($2::text[]) AS s
-         ON CONFLICT (company_id, sip_phone) DO UPDATE SET last_seen_at = now()`,
-        [companyId, sipPhones],
-      );
-    }
-    if (!byCall.size) return;
+    if (!byCall.size) return this.rememberExtensions(em, companyId, events);
 
     const [integration] = await em.query<{ status: string; member_id: string }[]>(`SELECT status, member_id FROM bitrix_integrations WHERE company_id = $1`, [companyId]);
     const initialState: SyncState = integration?.status === 'connected' ? 'pending' : 'paused';
@@ -156,7 +148,8 @@ export class CallIngestService {
 
     // Create the calls first seen now (concurrent requests for one new call meet on the unique key), then lock them all.
     const created = new Map<string, CallFacts>();
-    const inserts = [...byCall].map(([callId, list]) => {
+    // In call_id order, like every lock taken here, so that concurrent requests sharing calls queue rather than deadlock.
+    const inserts = [...byCall].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([callId, list]) => {
       const facts = initialFacts(list[0]);
       created.set(callId, facts);
       return { ...factsRecord(facts, { callId, clickToCall: facts.bitrixCallId !== null, syncState: initialState }), direction: list[0].direction, phone_number: list[0].phoneNumber, phone_raw: list[0].phoneRaw.slice(0, 64), member_id: memberId };
@@ -213,7 +206,23 @@ export class CallIngestService {
         [JSON.stringify(updates)],
       );
     }
+    await this.rememberExtensions(em, companyId, events);
     await CallSyncService.markDue(em, companyId);
+  }
+
+  /**
+   * Every sip_phone seen, for `suggested_bindings`. These rows (like the portal's due row) are
+   * shared by all of a company's requests: locked last, in a fixed order, they are held only
+   * while the transaction commits, so concurrent requests do not wait on each other's work.
+   */
+  private async rememberExtensions(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
+    const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))].sort();
+    if (!sipPhones.length) return;
+    await em.query(
+      `INSERT INTO pbx_known_extensions (company_id, sip_phone, last_seen_at) SELECT $1, s, now() FROM unnest($2::text[]) AS s
+       ON CONFLICT (company_id, sip_phone) DO UPDATE SET last_seen_at = now()`,
+      [companyId, sipPhones],
+    );
   }
 
   /** Inserts the events not seen before (by content) and returns them; duplicates change nothing. */
@@ -223,7 +232,7 @@ export class CallIngestService {
       const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
       if (!unique.has(fingerprint)) unique.set(fingerprint, event);
     }
-    const records = [...unique].map(([fingerprint, e]) => ({ fingerprint, call_id: e.callId, event: e.event, payload: e }));
+    const records = [...unique].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fingerprint, e]) => ({ fingerprint, call_id: e.callId, event: e.event, payload: e }));
     const stored = await em.query<{ fingerprint: string }[]>(
       `INSERT INTO pbx_call_events (company_id, call_id, event, fingerprint, payload)
        SELECT $1, r.call_id, r.event, r.fingerprint, r.payload FROM jsonb_to_recordset($2::jsonb) AS r(fingerprint text, call_id text, event text, payload jsonb)

@@ -154,6 +154,15 @@ describe('Bitrix24 emulator', () => {
       expect((await call(tokens.access_token, 'profile', {}, limited)).status).toBe(200);
     });
 
+    it('starts a filled bucket at the burst: nothing until it drains', async () => {
+      const limited = await emu.addPortal({ users: 2, rateLimit: { rate: 0.01, burst: 5 } });
+      const tokens = await connect(limited);
+      limited.limiter.fill();
+      expect((await call(tokens.access_token, 'profile', {}, limited)).status).toBe(503);
+      emu.advanceTime(200); // 6 - 2 = 4, + 1 = 5
+      expect((await call(tokens.access_token, 'profile', {}, limited)).status).toBe(200);
+    });
+
     it('uses the Enterprise bucket for licenseFamily ent', async () => {
       const ent = await emu.addPortal({ licenseFamily: 'ent' });
       expect(ent.limiter.limit).toEqual({ rate: 5, burst: 250 });

@@ -34,6 +34,12 @@ export class LeakyBucket {
     return this.level <= this.limit.burst;
   }
 
+  /** Sets the level to the burst, as on a portal another client has just used up (the next request is refused). */
+  fill(): void {
+    this.level = this.limit.burst;
+    this.last = this.clock.now();
+  }
+
   /** The current level after draining. */
   drained(): number {
     const now = this.clock.now();

@@ -1,0 +1,407 @@
+/**
+ * Call-sync benchmarks (issue 7): the built service (`node dist/src/main.js`, embedded PostgreSQL
+ * in a new DATA_DIR, or DATABASE_URL) against the in-process Bitrix24 emulator over sockets, every
+ * portal at 2 req/s, burst 50, its bucket full at the start.
+ * - sync throughput: 2,000 realistic calls (show_card never: register + finish each) for one
+ *   portal, next to the ceiling and a naive one-request-per-step client on a second portal;
+ * - ringing latency: a backlog of 5,000 finishes for one portal, then ringing calls one at a time,
+ *   from the 202 to the emulator executing the `show` of the card;
+ * - ingest: `POST /pbx/events` in batches of 100, and single events at a fixed 500 req/s;
+ * - the service's RSS throughout.
+ * Run with `npm run bench:call-sync`; it rewrites its section of BENCHMARKS.md.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import autocannon from 'autocannon';
+import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
+import type { Portal } from '../test/emulators/bitrix24/portal';
+import { connectApp, restCall } from '../test/emulators/bitrix24/spec-support';
+import { generateTraffic, type PbxEventBody, type SimulatedCall } from '../test/emulators/pbx/traffic';
+
+const ROOT = join(__dirname, '..');
+const LIMIT = { rate: 2, burst: 50 };
+const BATCH_COMMANDS = 50;
+const CEILING = (LIMIT.rate * BATCH_COMMANDS) / 2;
+const SYNC_CALLS = 2_000;
+const NAIVE_CALLS = 40;
+const BACKLOG = 5_000;
+const RINGING_SAMPLES = 120;
+const INGEST_BATCHES = 400;
+const INGEST_BATCH = 100;
+const SINGLE_RATE = 500;
+const SINGLE_SECONDS = 20;
+const OPERATORS = 10;
+const users = Array.from({ length: OPERATORS }, (_, i) => ({ ID: i + 1, ADMIN: i === 0, UF_PHONE_INNER: String(101 + i), TIMEMAN_STATUS: 'OPENED' as const }));
+const extensions = users.map((u) => u.UF_PHONE_INNER);
+const bindings = users.map((u) => ({ sip_phone: u.UF_PHONE_INNER, bitrix_user_id: u.ID }));
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Nearest-rank percentile. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return Math.round(Number(line?.replace(/\D/g, '') ?? 0) / 1024);
+}
+
+/** Not execFileSync: a blocked event loop misses the service closing idle keep-alive sockets, and the next fetch fails on one. */
+async function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(ROOT, 'dist/src/cli.js'), ...args], { env, encoding: 'utf8' });
+  return stdout.trim().split('\n').pop() ?? '';
+}
+
+async function waitHealthy(base: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error('the service did not become healthy within 60 s');
+    try {
+      if ((await fetch(`${base}/health`)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+class Service {
+  constructor(
+    readonly base: string,
+    readonly env: NodeJS.ProcessEnv,
+    readonly child: ChildProcess,
+  ) {}
+
+  async api(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; result: Record<string, unknown> }> {
+    const res = await fetch(`${this.base}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = (await res.json()) as { result: Record<string, unknown> };
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return { status: res.status, result: json.result };
+  }
+
+  /** A company with an admin and a token, connected to `portal` the way the SPA does it, with these settings. */
+  async company(name: string, portal: Portal, settings: Record<string, unknown>): Promise<string> {
+    const companyId = await cli(this.env, 'company:create', name);
+    const userId = await cli(this.env, 'user:create', '--company', companyId, '--name', `${name} admin`, '--role', 'admin');
+    const token = await cli(this.env, 'token:create', '--user', userId);
+    const { result } = await this.api(token, 'POST', '/integration/bitrix/oauth/credentials', { domain: portal.origin });
+    const approval = await fetch(result.auth_url as string, { redirect: 'manual' });
+    const q = Object.fromEntries(new URL(approval.headers.get('location') ?? '').searchParams);
+    await this.api(token, 'POST', '/integration/bitrix/oauth', { domain: portal.origin, code: q.code, state: q.state, server_domain: q.server_domain });
+    await this.api(token, 'POST', '/integration/bitrix/settings', settings);
+    return token;
+  }
+
+  async post(token: string, events: PbxEventBody | PbxEventBody[]): Promise<void> {
+    const { status } = await this.api(token, 'POST', '/pbx/events', events);
+    if (status !== 202) throw new Error(`POST /pbx/events answered ${status}`);
+  }
+
+  async syncedTotal(token: string): Promise<number> {
+    return Number((await this.api(token, 'GET', '/integration/bitrix/calls?sync_state=synced&per_page=1')).result.total);
+  }
+}
+
+const chunks = <T>(list: T[], size: number): T[][] => Array.from({ length: Math.ceil(list.length / size) }, (_, i) => list.slice(i * size, (i + 1) * size));
+
+/** Portal calls (register + statistics row) of these PBX call ids: how many, and whether any came twice. */
+function mirrored(portal: Portal, ids: Set<string>): { registered: number; finished: number; duplicates: number } {
+  const registered = portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID !== null && ids.has(c.EXTERNAL_CALL_ID));
+  const finished = portal.telephony.statistics.filter((s) => s.EXTERNAL_CALL_ID !== null && ids.has(s.EXTERNAL_CALL_ID));
+  const unique = new Set(registered.map((c) => c.EXTERNAL_CALL_ID)).size;
+  return { registered: registered.length, finished: finished.length, duplicates: registered.length - unique + (finished.length - new Set(finished.map((s) => s.EXTERNAL_CALL_ID)).size) };
+}
+
+/**
+ * What peers do: one REST request per step (register, then finish), paced at the portal's drain
+ * rate so the full bucket never refuses it, a refused request retried after a second.
+ */
+async function naiveClient(emu: Bitrix24Emulator, portal: Portal, calls: SimulatedCall[]): Promise<{ calls: number; seconds: number; refused: number }> {
+  const { access_token: auth } = await connectApp(emu, portal, 1);
+  portal.limiter.fill();
+  let refused = 0;
+  let nextSlot = Date.now() + 1000 / LIMIT.rate;
+  const send = async (method: string, params: Record<string, unknown>) => {
+    for (;;) {
+      await sleep(Math.max(0, nextSlot - Date.now()));
+      nextSlot = Math.max(Date.now(), nextSlot) + 1000 / LIMIT.rate;
+      const answer = await restCall(portal, auth, method, params);
+      if (answer.status === 200) return answer.body.result as Record<string, unknown>;
+      if (answer.body.error !== 'QUERY_LIMIT_EXCEEDED') throw new Error(`naive ${method}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      refused += 1;
+      nextSlot = Date.now() + 1000;
+    }
+  };
+  const started = performance.now();
+  for (const call of calls) {
+    const ended = call.events.find((e) => e.event === 'ended') as PbxEventBody;
+    const first = call.events[0];
+    const registered = await send('telephony.externalcall.register', {
+      USER_ID: 1,
+      PHONE_NUMBER: first.phone_number,
+      TYPE: first.direction === 'outbound' ? 1 : 2,
+      CALL_START_DATE: first.occurred_at,
+      SHOW: 0,
+      EXTERNAL_CALL_ID: call.callId,
+    });
+    await send('telephony.externalcall.finish', { CALL_ID: registered.CALL_ID, USER_ID: 1, DURATION: ended.duration ?? 0, STATUS_CODE: ended.status === 'answered' ? '200' : '304' });
+  }
+  return { calls: calls.length, seconds: (performance.now() - started) / 1000, refused };
+}
+
+interface Row {
+  what: string;
+  result: string;
+  target: string;
+  met: boolean | null;
+}
+
+async function main(): Promise<void> {
+  const emu = new Bitrix24Emulator({ rateLimit: LIMIT });
+  await emu.start();
+  const syncPortal = await emu.addPortal({ users });
+  const naivePortal = await emu.addPortal({ users });
+  const ringPortal = await emu.addPortal({ users });
+  const ingestPortal = await emu.addPortal({ users });
+  const portals = [syncPortal, naivePortal, ringPortal, ingestPortal];
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'utel-bench-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    BITRIX_CLIENT_ID: emu.clientId,
+    BITRIX_CLIENT_SECRET: emu.clientSecret,
+    BITRIX_OAUTH_URL: emu.oauthUrl,
+    BITRIX_ALLOWED_DOMAINS: portals.map((p) => p.origin).join(','),
+  };
+  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const rss: { phase: string; mb: number }[] = [];
+  let phase = 'idle';
+  let exited = false;
+  let stopping = false;
+  child.on('exit', (code, signal) => {
+    exited = true;
+    if (!stopping) process.stderr.write(`the service exited on its own (${code ?? signal})\n`);
+  });
+  const sampler = setInterval(() => {
+    if (!exited) rss.push({ phase, mb: rssMb(child.pid as number) });
+  }, 250);
+  const rows: Row[] = [];
+  const loads: string[] = [];
+  const load = (label: string) => loads.push(`${label} ${loadavg()[0].toFixed(1)}`);
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    const service = new Service(base, env, child);
+    await waitHealthy(base);
+    const syncToken = await service.company('Bench sync', syncPortal, { show_card: 'never', bindings });
+    const ringToken = await service.company('Bench ringing', ringPortal, { show_card: 'ringing', bindings });
+    const ingestToken = await service.company('Bench ingest', ingestPortal, { show_card: 'ringing', bindings });
+    load('start');
+
+    // 1. Sync throughput, with the naive client on its own portal at the same time.
+    phase = 'sync';
+    log(`sync throughput: ${SYNC_CALLS} calls …`);
+    const traffic = generateTraffic({ calls: SYNC_CALLS, operators: extensions, prefix: 'bench-sync', seed: 1 });
+    const syncIds = new Set(traffic.calls.map((c) => c.callId));
+    const naiveTraffic = generateTraffic({ calls: NAIVE_CALLS, operators: extensions, prefix: 'bench-naive', seed: 2 });
+    const naive = naiveClient(emu, naivePortal, naiveTraffic.calls);
+    syncPortal.limiter.fill();
+    const requestsBefore = syncPortal.stats.requests;
+    const refusedBefore = syncPortal.stats.queryLimitExceeded;
+    let firstAccepted = 0;
+    for (const batch of chunks(traffic.events, INGEST_BATCH)) {
+      await service.post(syncToken, batch);
+      firstAccepted ||= performance.now();
+    }
+    const postedAt = performance.now();
+    const bitrixDone = await until('every call finished in the emulator', 600_000, () => (mirrored(syncPortal, syncIds).finished >= SYNC_CALLS ? performance.now() : undefined), 50);
+    const serviceDone = await until('every call synced in GET /calls', 120_000, async () => ((await service.syncedTotal(syncToken)) >= SYNC_CALLS ? performance.now() : undefined), 50);
+    const syncCheck = mirrored(syncPortal, syncIds);
+    const syncRequests = syncPortal.stats.requests - requestsBefore;
+    const syncRefused = syncPortal.stats.queryLimitExceeded - refusedBefore;
+    // The steady state: from the first accepted batch to the last, the calls finished by the later ones.
+    const batches = syncPortal.requests.filter((r) => r.method === 'batch' && !r.inBatch && r.status === 200 && JSON.stringify(r.params.cmd ?? {}).includes('telephony.externalcall'));
+    const finishesPerBatch = batches.map((b) => Object.values((b.params.cmd ?? {}) as Record<string, string>).filter((c) => c.startsWith('telephony.externalcall.finish')).length);
+    const steadySeconds = (batches[batches.length - 1].at.getTime() - batches[0].at.getTime()) / 1000;
+    const steadyRate = (finishesPerBatch.reduce((a, b) => a + b, 0) - finishesPerBatch[0]) / steadySeconds;
+    const commandsPerBatch = batches.reduce((n, b) => n + Object.keys((b.params.cmd ?? {})).length, 0) / batches.length;
+    const naiveResult = await naive;
+    load('after sync');
+    const rate = SYNC_CALLS / ((bitrixDone - firstAccepted) / 1000);
+    const rateService = SYNC_CALLS / ((serviceDone - firstAccepted) / 1000);
+    const naiveRate = naiveResult.calls / naiveResult.seconds;
+    rows.push(
+      { what: `sync throughput: ${SYNC_CALLS} calls (${traffic.events.length} events posted in ${((postedAt - firstAccepted) / 1000).toFixed(1)} s), first 202 → last finish in the emulator`, result: `${rate.toFixed(1)} calls/s (${((bitrixDone - firstAccepted) / 1000).toFixed(1)} s)`, target: `≥ 45 calls/s (ceiling ${CEILING})`, met: rate >= 45 },
+      { what: '… → last call `synced` in `GET /integration/bitrix/calls`', result: `${rateService.toFixed(1)} calls/s`, target: '', met: null },
+      { what: `… steady state: first to last accepted \`batch\` (${batches.length} batches, ${commandsPerBatch.toFixed(1)} commands each on average, ${steadySeconds.toFixed(1)} s)`, result: `${steadyRate.toFixed(1)} calls/s`, target: `ceiling ${CEILING}`, met: null },
+      { what: '… Bitrix24 HTTP requests / QUERY_LIMIT_EXCEEDED / calls registered, finished, duplicated', result: `${syncRequests} / ${syncRefused} / ${syncCheck.registered}, ${syncCheck.finished}, ${syncCheck.duplicates}`, target: `${SYNC_CALLS}, ${SYNC_CALLS}, 0`, met: syncCheck.registered === SYNC_CALLS && syncCheck.finished === SYNC_CALLS && syncCheck.duplicates === 0 },
+      { what: `naive client, one request per step (${naiveResult.calls} calls, second portal, same limit)`, result: `${naiveRate.toFixed(2)} calls/s (refused ${naiveResult.refused})`, target: `service ${(rate / naiveRate).toFixed(0)}× faster`, met: null },
+    );
+    log(JSON.stringify(rows.slice(-4)));
+
+    // 2. Ringing latency behind a backlog of finishes.
+    phase = 'ringing';
+    log(`ringing latency: backlog of ${BACKLOG} finishes, ${RINGING_SAMPLES} ringing calls …`);
+    const backlog = generateTraffic({ calls: BACKLOG, operators: extensions, prefix: 'bench-backlog', seed: 3, duplicates: 0, reorder: 0 });
+    const backlogIds = new Set(backlog.calls.map((c) => c.callId));
+    ringPortal.limiter.fill();
+    for (const batch of chunks(
+      backlog.events.filter((e) => e.event === 'ended'),
+      500,
+    ))
+      await service.post(ringToken, batch);
+    // Sampling starts once the backlog flows: before that the service sits out the pause that the
+    // full bucket's first QUERY_LIMIT_EXCEEDED imposes (that start is the throughput case's).
+    await until('the first backlog finish', 60_000, () => (mirrored(ringPortal, backlogIds).finished > 0 ? true : undefined));
+    const latencies: number[] = [];
+    const ringIds = new Set<string>();
+    for (let i = 0; i < RINGING_SAMPLES; i++) {
+      const callId = `bench-ring.${i + 1}`;
+      ringIds.add(callId);
+      const event: PbxEventBody = { call_id: callId, event: 'ringing', direction: 'inbound', phone_number: `+99890${String(1_000_000 + i).slice(1)}1`, sip_phones: [extensions[i % OPERATORS]], occurred_at: new Date().toISOString() };
+      await service.post(ringToken, event);
+      const accepted = Date.now();
+      const shownAt = await until(`the card of ${callId}`, 60_000, () => {
+        const call = ringPortal.telephony.calls.find((c) => c.EXTERNAL_CALL_ID === callId);
+        return call && ringPortal.telephony.cards.find((card) => card.CALL_ID === call.CALL_ID && card.action === 'show')?.at.getTime();
+      });
+      latencies.push(shownAt - accepted);
+      await sleep(200 + Math.random() * 600);
+    }
+    const backlogLeft = BACKLOG - mirrored(ringPortal, backlogIds).finished;
+    log(`ringing latencies (ms, in order): ${latencies.join(' ')}`);
+    load('after ringing');
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const p99 = percentile(sorted, 99);
+    rows.push({
+      what: `ringing latency: 202 → emulator executes the card's \`show\` (${latencies.length} calls, one at a time; backlog of ${BACKLOG} ended calls posted first, sampling from its first finish; ${backlogLeft} still unfinished after the last sample)`,
+      result: `p50 ${percentile(sorted, 50)} ms, p99 ${p99} ms, max ${sorted[sorted.length - 1]} ms`,
+      target: 'p99 ≤ 1000 ms',
+      met: p99 <= 1000 && backlogLeft > 0,
+    });
+    log(JSON.stringify(rows.slice(-1)));
+
+    // 3. Ingest, the worker running (it keeps working on the portals above and on this one).
+    phase = 'ingest';
+    log('ingest …');
+    const ingest = generateTraffic({ calls: Math.ceil((INGEST_BATCHES * INGEST_BATCH) / 3), operators: extensions, prefix: 'bench-ingest', seed: 4 });
+    const bodies = chunks(ingest.events, INGEST_BATCH)
+      .slice(0, INGEST_BATCHES)
+      .map((b) => JSON.stringify(b));
+    const headers = { Authorization: `Bearer ${ingestToken}`, 'Content-Type': 'application/json' };
+    let next = 0;
+    const batched = await autocannon({
+      url: `${base}/pbx/events`,
+      connections: 8,
+      amount: bodies.length,
+      requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
+    });
+    const events = bodies.length * INGEST_BATCH;
+    const eventsPerSec = (batched['2xx'] * INGEST_BATCH) / (batched.duration || 1);
+    rows.push({
+      what: `ingest: \`POST /pbx/events\`, ${bodies.length} batches of ${INGEST_BATCH} (${events} events, 8 connections)`,
+      result: `${Math.round(eventsPerSec)} events/s durable (${batched['2xx']} × 202, ${batched.non2xx} other, ${batched.errors} errors; batch p50 ${batched.latency.p50} ms, p99 ${batched.latency.p99} ms)`,
+      target: '≥ 5000 events/s',
+      met: eventsPerSec >= 5000 && batched.non2xx === 0 && batched.errors === 0,
+    });
+    const singles = generateTraffic({ calls: Math.ceil((SINGLE_RATE * SINGLE_SECONDS) / 2), operators: extensions, prefix: 'bench-single', seed: 5 }).events.map((e) => JSON.stringify(e));
+    let nextSingle = 0;
+    const single = await autocannon({
+      url: `${base}/pbx/events`,
+      connections: 20,
+      overallRate: SINGLE_RATE,
+      duration: SINGLE_SECONDS,
+      requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, body: singles[nextSingle++ % singles.length] }) }],
+    });
+    rows.push({
+      what: `ingest: single events at a fixed ${SINGLE_RATE} req/s for ${SINGLE_SECONDS} s (autocannon, 20 connections)`,
+      result: `${Math.round(single.requests.average)} req/s sent, ${single['2xx']} × 202, ${single.non2xx} other; p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, max ${single.latency.max} ms`,
+      target: 'p99 ≤ 25 ms',
+      met: single.latency.p99 <= 25 && single.non2xx === 0 && single.errors === 0,
+    });
+    log(JSON.stringify(rows.slice(-2)));
+    load('after ingest');
+    phase = 'after';
+    await sleep(2000);
+
+    // 4. RSS of the service process.
+    const peak = (p?: string) => Math.max(...rss.filter((s) => !p || s.phase === p).map((s) => s.mb));
+    const peakAll = peak();
+    rows.push({
+      what: 'service RSS (VmRSS every 250 ms): peak during sync / ringing / ingest; 2 s after',
+      result: `${peak('sync')} / ${peak('ringing')} / ${peak('ingest')} MB; ${rss[rss.length - 1].mb} MB`,
+      target: '≤ 250 MB',
+      met: peakAll <= 250,
+    });
+
+    const mark = (met: boolean | null) => (met === null ? '' : met ? 'met' : '**NOT met**');
+    const section = [
+      '<!-- bench:call-sync -->',
+      '## Call sync',
+      '',
+      'Command: `npm run bench:call-sync` (builds, starts `node dist/src/main.js` with the embedded PostgreSQL in a new DATA_DIR, or DATABASE_URL, ' +
+        `against the in-process Bitrix24 emulator over sockets: one portal per case, each at ${LIMIT.rate} req/s, burst ${LIMIT.burst}, its bucket full at the start; ` +
+        'traffic from `test/emulators/pbx/traffic.ts`, 3 % duplicated and 5 % reordered events).',
+      `Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine, shared with other work: load average ${loads.join(', ')}.`,
+      '',
+      '| what | result | target | |',
+      '|---|---|---|---|',
+      ...rows.map((r) => `| ${r.what} | ${r.result} | ${r.target} | ${mark(r.met)} |`),
+      '',
+      'Not measured yet: the 200-portal case and two instances on one database.',
+      '<!-- /bench:call-sync -->',
+    ].join('\n');
+    const file = join(ROOT, 'BENCHMARKS.md');
+    const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nEach section is rewritten by the command it names.\n';
+    const pattern = /<!-- bench:call-sync -->[\s\S]*<!-- \/bench:call-sync -->/;
+    writeFileSync(file, pattern.test(current) ? current.replace(pattern, section) : `${current.trimEnd()}\n\n${section}\n`);
+    log(section);
+    if (rows.some((r) => r.met === false)) process.exitCode = 1;
+  } finally {
+    clearInterval(sampler);
+    if (!exited) {
+      const stopped = new Promise((resolve) => child.on('exit', resolve));
+      stopping = true;
+      child.kill('SIGTERM');
+      await stopped;
+    }
+    await emu.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
