@@ -18,3 +18,12 @@ describe('BitrixRateLimiter.limitFor', () => {
     expect(limiter({ rate: 1, burst: 10 }).limitFor('ent')).toEqual({ rate: 1, burst: 10 });
   });
 });
+
+describe('BitrixRateLimiter.caps', () => {
+  it('keeps a margin below the portal burst and a reserve for the priority lane', () => {
+    expect(BitrixRateLimiter.caps({ rate: 2, burst: 50 })).toEqual({ priority: 48, background: 46 });
+    expect(BitrixRateLimiter.caps({ rate: 5, burst: 250 })).toEqual({ priority: 248, background: 245 });
+    // A fast bucket needs a wider margin: more requests drain while one is in flight.
+    expect(BitrixRateLimiter.caps({ rate: 20, burst: 10 })).toEqual({ priority: 4, background: 1 });
+  });
+});

@@ -33,11 +33,14 @@ export class BitrixRateLimiter {
     return this.override ?? (licenseFamily === 'ent' ? ENTERPRISE : STANDARD);
   }
 
-  /** The levels a lane may fill the bucket to. */
+  /**
+   * The levels a lane may fill the bucket to. The margin below Bitrix24's burst absorbs the time
+   * between taking a slot here and the request reaching Bitrix24 (~300 ms of drain, at least 2);
+   * the priority reserve is about half a second of drain (at least 2 requests).
+   */
   static caps(limit: RateLimit): Record<Lane, number> {
-    // The margin absorbs the time between taking a slot here and the request reaching Bitrix24 (~300 ms).
-    const priority = Math.max(1, limit.burst - Math.max(2, Math.ceil(limit.burst * 0.1), Math.ceil(limit.rate * 0.3)));
-    const reserve = Math.max(2, Math.ceil(limit.burst * 0.1));
+    const priority = Math.max(1, limit.burst - Math.max(2, Math.ceil(limit.rate * 0.3)));
+    const reserve = Math.max(2, Math.ceil(limit.rate * 0.5));
     return { priority, background: Math.max(1, priority - reserve) };
   }
 

@@ -23,7 +23,7 @@ const LEASE_RENEW_MS = 5_000;
 const ROUND_DEADLINE_MS = 120_000;
 /** Files up to this size are attached as base64 inside the request; larger ones use the uploadUrl flow. */
 const INLINE_RECORDING_BYTES = 1024 * 1024;
-const IDLE_POLL_MS = 50;
+const IDLE_POLL_MS = 25;
 const RESUME_SCAN_MS = 2_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
 /** `next_attempt_at` of a call that waits for the PBX's next event. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { plainToInstance } from 'class-transformer';
+import { LRUCache } from 'lru-cache';
 import { validateSync, type ValidationError } from 'class-validator';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
@@ -68,6 +69,7 @@ function factsRecord(facts: CallFacts, extra: { id?: string; callId?: string; cl
 @Injectable()
 export class CallIngestService {
   private readonly country: string;
+  private readonly seenExtensions = new LRUCache<string, true>({ max: 50_000, ttl: 60_000 });
 
   constructor(
     private readonly dataSource: DataSource,
@@ -174,6 +176,7 @@ export class CallIngestService {
       [companyId, [...byCall.keys()]],
     );
     const updates: ReturnType<typeof factsRecord>[] = [];
+    const mayMatch = await this.originatesWaiting(em, companyId, rows.filter((r) => createdHere.has(r.callId)).map((r) => byCall.get(r.callId)?.[0]));
     for (const row of rows) {
       const isNew = createdHere.has(row.callId);
       const list = byCall.get(row.callId) ?? [];
@@ -181,7 +184,7 @@ export class CallIngestService {
       let facts = (isNew ? list.slice(1) : list).reduce(applyEvent, current);
       // A Bitrix24 CALL_ID from the PBX (not one this service registered) makes it a click-to-call.
       let clickToCall = row.clickToCall || (row.bitrixCallId === null && facts.bitrixCallId !== null);
-      if (isNew && !clickToCall) {
+      if (isNew && !clickToCall && mayMatch) {
         const matched = await this.matchOriginate(em, companyId, row, list[0]);
         if (matched) {
           facts = { ...facts, bitrixCallId: matched };
@@ -216,8 +219,10 @@ export class CallIngestService {
    * while the transaction commits, so concurrent requests do not wait on each other's work.
    */
   private async rememberExtensions(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
-    const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))].sort();
+    // last_seen_at to the minute is enough: an extension this process wrote a moment ago is not written again.
+    const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))].filter((sip) => !this.seenExtensions.has(`${companyId}:${sip}`)).sort();
     if (!sipPhones.length) return;
+    for (const sip of sipPhones) this.seenExtensions.set(`${companyId}:${sip}`, true);
     await em.query(
       `INSERT INTO pbx_known_extensions (company_id, sip_phone, last_seen_at) SELECT $1, s, now() FROM unnest($2::text[]) AS s
        ON CONFLICT (company_id, sip_phone) DO UPDATE SET last_seen_at = now()`,
@@ -240,6 +245,18 @@ export class CallIngestService {
       [companyId, JSON.stringify(records)],
     );
     return stored.map((r) => unique.get(r.fingerprint) as PbxEvent);
+  }
+
+  /** Whether any originate could match the new outbound calls at all (one query, instead of one per call). */
+  private async originatesWaiting(em: EntityManager, companyId: number, firstEvents: (PbxEvent | undefined)[]): Promise<boolean> {
+    const times = firstEvents.filter((e): e is PbxEvent => e?.direction === 'outbound' && e.bitrixCallId === null && e.sipPhones.length > 0).map((e) => e.occurredAt.getTime());
+    if (!times.length) return false;
+    const [row] = await em.query<{ waiting: boolean }[]>(
+      `SELECT EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL AND status = 'dialing'
+         AND created_at BETWEEN $2 AND $3) AS waiting`,
+      [companyId, new Date(Math.min(...times) - ORIGINATE_MATCH_MS), new Date(Math.max(...times) + ORIGINATE_MATCH_MS)],
+    );
+    return row.waiting;
   }
 
   /**
