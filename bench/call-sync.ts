@@ -11,8 +11,7 @@
  * Run with `npm run bench:call-sync`; it rewrites its section of BENCHMARKS.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +20,7 @@ import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
 import { connectApp, restCall } from '../test/emulators/bitrix24/spec-support';
 import { generateTraffic, type PbxEventBody, type SimulatedCall } from '../test/emulators/pbx/traffic';
+import { freePort, percentile, rssMb, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const LIMIT = { rate: 2, burst: 50 };
@@ -41,23 +41,8 @@ const bindings = users.map((u) => ({ sip_phone: u.UF_PHONE_INNER, bitrix_user_id
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
-/** Nearest-rank percentile. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
-function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-  return Math.round(Number(line?.replace(/\D/g, '') ?? 0) / 1024);
-}
 
 /** Not execFileSync: a blocked event loop misses the service closing idle keep-alive sockets, and the next fetch fails on one. */
 async function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
@@ -382,10 +367,7 @@ async function main(): Promise<void> {
       'Not measured yet: the 200-portal case and two instances on one database.',
       '<!-- /bench:call-sync -->',
     ].join('\n');
-    const file = join(ROOT, 'BENCHMARKS.md');
-    const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nEach section is rewritten by the command it names.\n';
-    const pattern = /<!-- bench:call-sync -->[\s\S]*<!-- \/bench:call-sync -->/;
-    writeFileSync(file, pattern.test(current) ? current.replace(pattern, section) : `${current.trimEnd()}\n\n${section}\n`);
+    writeSection('call-sync', section);
     log(section);
     if (rows.some((r) => r.met === false)) process.exitCode = 1;
   } finally {

@@ -7,13 +7,12 @@
  * section of BENCHMARKS.md.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Client } from 'pg';
 import { FakeAmiServer } from '../test/emulators/ami/ami-server';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import { createTestApp } from '../test/e2e/support/app';
 import { bitrixEnv, connectPortal } from '../test/e2e/support/bitrix';
+import { writeSection } from './support';
 
 const SEQUENTIAL = 300;
 const CONCURRENT = 600;
@@ -90,10 +89,7 @@ AMI \`Originate\` answered). Measured ${new Date().toISOString().slice(0, 10)} o
 Originate actions the fake AMI received: ${originates} of ${SEQUENTIAL + CONCURRENT + 30} requests.
 <!-- /bench:originate -->`;
     process.stdout.write(`${section}\n`);
-    const file = join(__dirname, '..', 'BENCHMARKS.md');
-    const current = readFileSync(file, 'utf8');
-    const pattern = /<!-- bench:originate -->[\s\S]*<!-- \/bench:originate -->/;
-    writeFileSync(file, pattern.test(current) ? current.replace(pattern, section) : `${current.trimEnd()}\n\n${section}\n`);
+    writeSection('originate', section);
   } finally {
     await t.app.close();
     await ami.stop();

@@ -7,12 +7,12 @@
  * Run with `npm run bench:smart-redirect`; it rewrites its section of BENCHMARKS.md.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
+import { freePort, percentile, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const BITRIX_DELAY_MS = 100;
@@ -24,18 +24,7 @@ const CACHED_ROUNDS = 10;
 const CONCURRENCY = 10;
 const OPERATORS = 10;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
-/** Nearest-rank percentile. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 interface Stats {
   n: number;
@@ -209,10 +198,7 @@ async function main(): Promise<void> {
         `Cached p99 target ${cachedOk ? 'met' : 'NOT met'}; deadline target ${slowOk ? 'met' : 'NOT met'}.`,
       '<!-- /bench:smart-redirect -->',
     ].join('\n');
-    const file = join(ROOT, 'BENCHMARKS.md');
-    const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nEach section is rewritten by the command it names.\n';
-    const pattern = /<!-- bench:smart-redirect -->[\s\S]*<!-- \/bench:smart-redirect -->/;
-    writeFileSync(file, pattern.test(current) ? current.replace(pattern, section) : `${current.trimEnd()}\n\n${section}\n`);
+    writeSection('smart-redirect', section);
     process.stdout.write(`${section}\n`);
     if (!cachedOk || !slowOk) process.exitCode = 1;
   } finally {

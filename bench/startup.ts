@@ -4,26 +4,15 @@
  * SIGTERM shutdown time. Run with `npm run bench:startup`; it rewrites its section of BENCHMARKS.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, rssMb, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const WARM_RUNS = 5;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
-function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-  return Math.round(Number(line?.replace(/\D/g, '') ?? 0) / 1024);
-}
 
 async function run(dataDir: string): Promise<{ readyMs: number; rss: number; stopMs: number }> {
   const port = await freePort();
@@ -79,12 +68,7 @@ async function main(): Promise<void> {
       ...rows,
       '<!-- /bench:startup -->',
     ].join('\n');
-    const file = join(ROOT, 'BENCHMARKS.md');
-    const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nEach section is rewritten by the command it names.\n';
-    const next = /<!-- bench:startup -->[\s\S]*<!-- \/bench:startup -->/.test(current)
-      ? current.replace(/<!-- bench:startup -->[\s\S]*<!-- \/bench:startup -->/, section)
-      : `${current.trimEnd()}\n\n${section}\n`;
-    writeFileSync(file, next);
+    writeSection('startup', section);
     process.stdout.write(`${section}\n`);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
