@@ -8,7 +8,9 @@
  *   from the 202 to the emulator executing the `show` of the card;
  * - ingest: `POST /pbx/events` in batches of 100, and single events at a fixed 500 req/s;
  * - the service's RSS throughout.
- * Run with `npm run bench:call-sync`; it rewrites its section of BENCHMARKS.md.
+ * Run with `npm run bench:call-sync`; it rewrites its section of BENCHMARKS.md. Cases can be run
+ * alone while working on one of them (`npm run bench:call-sync -- ingest ringing`): the rows are
+ * printed and BENCHMARKS.md is left as it is.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,10 +41,9 @@ const users = Array.from({ length: OPERATORS }, (_, i) => ({ ID: i + 1, ADMIN: i
 const extensions = users.map((u) => u.UF_PHONE_INNER);
 const bindings = users.map((u) => ({ sip_phone: u.UF_PHONE_INNER, bitrix_user_id: u.ID }));
 
+const CASES = ['sync', 'ringing', 'ingest'] as const;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-
-
 
 /** Not execFileSync: a blocked event loop misses the service closing idle keep-alive sockets, and the next fetch fails on one. */
 async function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
@@ -169,6 +170,10 @@ interface Row {
 }
 
 async function main(): Promise<void> {
+  const asked = process.argv.slice(2);
+  const unknown = asked.filter((c) => !(CASES as readonly string[]).includes(c));
+  if (unknown.length) throw new Error(`unknown case ${unknown.join(', ')}; the cases are ${CASES.join(', ')}`);
+  const run = new Set(asked.length ? asked : CASES);
   const emu = new Bitrix24Emulator({ rateLimit: LIMIT });
   await emu.start();
   const syncPortal = await emu.addPortal({ users });
@@ -190,7 +195,9 @@ async function main(): Promise<void> {
     BITRIX_OAUTH_URL: emu.oauthUrl,
     BITRIX_ALLOWED_DOMAINS: portals.map((p) => p.origin).join(','),
   };
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_NODE_ARGS passes flags to the service's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const rss: { phase: string; mb: number }[] = [];
   let phase = 'idle';
   let exited = false;
@@ -215,19 +222,20 @@ async function main(): Promise<void> {
     load('start');
 
     // 1. Sync throughput, with the naive client on its own portal at the same time.
-    phase = 'sync';
-    log(`sync throughput: ${SYNC_CALLS} calls …`);
-    const traffic = generateTraffic({ calls: SYNC_CALLS, operators: extensions, prefix: 'bench-sync', seed: 1 });
-    const syncIds = new Set(traffic.calls.map((c) => c.callId));
-    const naiveTraffic = generateTraffic({ calls: NAIVE_CALLS, operators: extensions, prefix: 'bench-naive', seed: 2 });
-    const naive = naiveClient(emu, naivePortal, naiveTraffic.calls);
-    syncPortal.limiter.fill();
-    const requestsBefore = syncPortal.stats.requests;
-    const refusedBefore = syncPortal.stats.queryLimitExceeded;
-    let firstAccepted = 0;
-    for (const batch of chunks(traffic.events, INGEST_BATCH)) {
-      await service.post(syncToken, batch);
-      firstAccepted ||= performance.now();
+    if (run.has('sync')) {
+      phase = 'sync';
+      log(`sync throughput: ${SYNC_CALLS} calls …`);
+      const traffic = generateTraffic({ calls: SYNC_CALLS, operators: extensions, prefix: 'bench-sync', seed: 1 });
+      const syncIds = new Set(traffic.calls.map((c) => c.callId));
+      const naiveTraffic = generateTraffic({ calls: NAIVE_CALLS, operators: extensions, prefix: 'bench-naive', seed: 2 });
+      const naive = naiveClient(emu, naivePortal, naiveTraffic.calls);
+      syncPortal.limiter.fill();
+      const requestsBefore = syncPortal.stats.requests;
+      const refusedBefore = syncPortal.stats.queryLimitExceeded;
+      let firstAccepted = 0;
+      for (const batch of chunks(traffic.events, INGEST_BATCH)) {
+        await service.post(syncToken, batch);
+        firstAccepted ||= performance.now();
     }
     const postedAt = performance.now();
     const bitrixDone = await until('every call finished in the emulator', 600_000, () => (mirrored(syncPortal, syncIds).finished >= SYNC_CALLS ? performance.now() : undefined), 50);
@@ -254,35 +262,37 @@ async function main(): Promise<void> {
       { what: `naive client, one request per step (${naiveResult.calls} calls, second portal, same limit)`, result: `${naiveRate.toFixed(2)} calls/s (refused ${naiveResult.refused})`, target: `service ${(rate / naiveRate).toFixed(0)}× faster`, met: null },
     );
     log(JSON.stringify(rows.slice(-4)));
+    }
 
     // 2. Ringing latency behind a backlog of finishes.
-    phase = 'ringing';
-    log(`ringing latency: backlog of ${BACKLOG} finishes, ${RINGING_SAMPLES} ringing calls …`);
-    const backlog = generateTraffic({ calls: BACKLOG, operators: extensions, prefix: 'bench-backlog', seed: 3, duplicates: 0, reorder: 0 });
-    const backlogIds = new Set(backlog.calls.map((c) => c.callId));
-    ringPortal.limiter.fill();
-    for (const batch of chunks(
-      backlog.events.filter((e) => e.event === 'ended'),
-      500,
-    ))
-      await service.post(ringToken, batch);
-    // Sampling starts once the backlog flows: before that the service sits out the pause that the
-    // full bucket's first QUERY_LIMIT_EXCEEDED imposes (that start is the throughput case's).
-    await until('the first backlog finish', 60_000, () => (mirrored(ringPortal, backlogIds).finished > 0 ? true : undefined));
-    const latencies: number[] = [];
-    const ringIds = new Set<string>();
-    for (let i = 0; i < RINGING_SAMPLES; i++) {
-      const callId = `bench-ring.${i + 1}`;
-      ringIds.add(callId);
-      const event: PbxEventBody = { call_id: callId, event: 'ringing', direction: 'inbound', phone_number: `+99890${String(1_000_000 + i).slice(1)}1`, sip_phones: [extensions[i % OPERATORS]], occurred_at: new Date().toISOString() };
-      await service.post(ringToken, event);
-      const accepted = Date.now();
-      const shownAt = await until(`the card of ${callId}`, 60_000, () => {
-        const call = ringPortal.telephony.calls.find((c) => c.EXTERNAL_CALL_ID === callId);
-        return call && ringPortal.telephony.cards.find((card) => card.CALL_ID === call.CALL_ID && card.action === 'show')?.at.getTime();
-      });
-      latencies.push(shownAt - accepted);
-      await sleep(200 + Math.random() * 600);
+    if (run.has('ringing')) {
+      phase = 'ringing';
+      log(`ringing latency: backlog of ${BACKLOG} finishes, ${RINGING_SAMPLES} ringing calls …`);
+      const backlog = generateTraffic({ calls: BACKLOG, operators: extensions, prefix: 'bench-backlog', seed: 3, duplicates: 0, reorder: 0 });
+      const backlogIds = new Set(backlog.calls.map((c) => c.callId));
+      ringPortal.limiter.fill();
+      for (const batch of chunks(
+        backlog.events.filter((e) => e.event === 'ended'),
+        500,
+      ))
+        await service.post(ringToken, batch);
+      // Sampling starts once the backlog flows: before that the service sits out the pause that the
+      // full bucket's first QUERY_LIMIT_EXCEEDED imposes (that start is the throughput case's).
+      await until('the first backlog finish', 60_000, () => (mirrored(ringPortal, backlogIds).finished > 0 ? true : undefined));
+      const latencies: number[] = [];
+      const ringIds = new Set<string>();
+      for (let i = 0; i < RINGING_SAMPLES; i++) {
+        const callId = `bench-ring.${i + 1}`;
+        ringIds.add(callId);
+        const event: PbxEventBody = { call_id: callId, event: 'ringing', direction: 'inbound', phone_number: `+99890${String(1_000_000 + i).slice(1)}1`, sip_phones: [extensions[i % OPERATORS]], occurred_at: new Date().toISOString() };
+        await service.post(ringToken, event);
+        const accepted = Date.now();
+        const shownAt = await until(`the card of ${callId}`, 60_000, () => {
+          const call = ringPortal.telephony.calls.find((c) => c.EXTERNAL_CALL_ID === callId);
+          return call && ringPortal.telephony.cards.find((card) => card.CALL_ID === call.CALL_ID && card.action === 'show')?.at.getTime();
+        });
+        latencies.push(shownAt - accepted);
+        await sleep(200 + Math.random() * 600);
     }
     const backlogLeft = BACKLOG - mirrored(ringPortal, backlogIds).finished;
     log(`ringing latencies (ms, in order): ${latencies.join(' ')}`);
@@ -296,56 +306,60 @@ async function main(): Promise<void> {
       met: p99 <= 1000 && backlogLeft > 0,
     });
     log(JSON.stringify(rows.slice(-1)));
+    }
 
     // 3. Ingest, the worker running (it keeps working on the portals above and on this one).
-    phase = 'ingest';
-    log('ingest …');
-    const ingest = generateTraffic({ calls: Math.ceil((INGEST_BATCHES * INGEST_BATCH) / 3), operators: extensions, prefix: 'bench-ingest', seed: 4 });
-    const bodies = chunks(ingest.events, INGEST_BATCH)
-      .slice(0, INGEST_BATCHES)
-      .map((b) => JSON.stringify(b));
-    const headers = { Authorization: `Bearer ${ingestToken}`, 'Content-Type': 'application/json' };
-    let next = 0;
-    const batched = await autocannon({
-      url: `${base}/pbx/events`,
-      connections: 8,
-      amount: bodies.length,
-      requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
-    });
-    const events = bodies.length * INGEST_BATCH;
-    const eventsPerSec = (batched['2xx'] * INGEST_BATCH) / (batched.duration || 1);
-    rows.push({
-      what: `ingest: \`POST /pbx/events\`, ${bodies.length} batches of ${INGEST_BATCH} (${events} events, 8 connections)`,
-      result: `${Math.round(eventsPerSec)} events/s durable (${batched['2xx']} × 202, ${batched.non2xx} other, ${batched.errors} errors; batch p50 ${batched.latency.p50} ms, p99 ${batched.latency.p99} ms)`,
-      target: '≥ 5000 events/s',
-      met: eventsPerSec >= 5000 && batched.non2xx === 0 && batched.errors === 0,
-    });
-    const singles = generateTraffic({ calls: Math.ceil((SINGLE_RATE * SINGLE_SECONDS) / 2), operators: extensions, prefix: 'bench-single', seed: 5 }).events.map((e) => JSON.stringify(e));
-    let nextSingle = 0;
-    const single = await autocannon({
-      url: `${base}/pbx/events`,
-      connections: 20,
-      overallRate: SINGLE_RATE,
-      duration: SINGLE_SECONDS,
-      requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, body: singles[nextSingle++ % singles.length] }) }],
-    });
-    rows.push({
-      what: `ingest: single events at a fixed ${SINGLE_RATE} req/s for ${SINGLE_SECONDS} s (autocannon, 20 connections)`,
-      result: `${Math.round(single.requests.average)} req/s sent, ${single['2xx']} × 202, ${single.non2xx} other; p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, max ${single.latency.max} ms`,
-      target: 'p99 ≤ 25 ms',
-      met: single.latency.p99 <= 25 && single.non2xx === 0 && single.errors === 0,
-    });
-    log(JSON.stringify(rows.slice(-2)));
-    load('after ingest');
+    if (run.has('ingest')) {
+      phase = 'ingest';
+      log('ingest …');
+      const ingest = generateTraffic({ calls: Math.ceil((INGEST_BATCHES * INGEST_BATCH) / 3), operators: extensions, prefix: 'bench-ingest', seed: 4 });
+      const bodies = chunks(ingest.events, INGEST_BATCH)
+        .slice(0, INGEST_BATCHES)
+        .map((b) => JSON.stringify(b));
+      const headers = { Authorization: `Bearer ${ingestToken}`, 'Content-Type': 'application/json' };
+      let next = 0;
+      const batched = await autocannon({
+        url: `${base}/pbx/events`,
+        connections: 8,
+        amount: bodies.length,
+        requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
+      });
+      const events = bodies.length * INGEST_BATCH;
+      const eventsPerSec = (batched['2xx'] * INGEST_BATCH) / (batched.duration || 1);
+      rows.push({
+        what: `ingest: \`POST /pbx/events\`, ${bodies.length} batches of ${INGEST_BATCH} (${events} events, 8 connections)`,
+        result: `${Math.round(eventsPerSec)} events/s durable (${batched['2xx']} × 202, ${batched.non2xx} other, ${batched.errors} errors; batch p50 ${batched.latency.p50} ms, p99 ${batched.latency.p99} ms)`,
+        target: '≥ 5000 events/s',
+        met: eventsPerSec >= 5000 && batched.non2xx === 0 && batched.errors === 0,
+      });
+      const singles = generateTraffic({ calls: Math.ceil((SINGLE_RATE * SINGLE_SECONDS) / 2), operators: extensions, prefix: 'bench-single', seed: 5 }).events.map((e) => JSON.stringify(e));
+      let nextSingle = 0;
+      const single = await autocannon({
+        url: `${base}/pbx/events`,
+        connections: 20,
+        overallRate: SINGLE_RATE,
+        duration: SINGLE_SECONDS,
+        requests: [{ method: 'POST', headers, setupRequest: (req) => ({ ...req, body: singles[nextSingle++ % singles.length] }) }],
+      });
+      rows.push({
+        what: `ingest: single events at a fixed ${SINGLE_RATE} req/s for ${SINGLE_SECONDS} s (autocannon, 20 connections)`,
+        result: `${Math.round(single.requests.average)} req/s sent, ${single['2xx']} × 202, ${single.non2xx} other; p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, max ${single.latency.max} ms`,
+        target: 'p99 ≤ 25 ms',
+        met: single.latency.p99 <= 25 && single.non2xx === 0 && single.errors === 0,
+      });
+      log(JSON.stringify(rows.slice(-2)));
+      load('after ingest');
+    }
     phase = 'after';
     await sleep(2000);
 
     // 4. RSS of the service process.
     const peak = (p?: string) => Math.max(...rss.filter((s) => !p || s.phase === p).map((s) => s.mb));
     const peakAll = peak();
+    const measured = CASES.filter((c) => run.has(c));
     rows.push({
-      what: 'service RSS (VmRSS every 250 ms): peak during sync / ringing / ingest; 2 s after',
-      result: `${peak('sync')} / ${peak('ringing')} / ${peak('ingest')} MB; ${rss[rss.length - 1].mb} MB`,
+      what: `service RSS (VmRSS every 250 ms): peak during ${measured.join(' / ')}; 2 s after`,
+      result: `${measured.map((c) => peak(c)).join(' / ')} MB; ${rss[rss.length - 1].mb} MB`,
       target: '≤ 250 MB',
       met: peakAll <= 250,
     });
@@ -367,7 +381,7 @@ async function main(): Promise<void> {
       'Not measured yet: the 200-portal case and two instances on one database.',
       '<!-- /bench:call-sync -->',
     ].join('\n');
-    writeSection('call-sync', section);
+    if (run.size === CASES.length) writeSection('call-sync', section);
     log(section);
     if (rows.some((r) => r.met === false)) process.exitCode = 1;
   } finally {

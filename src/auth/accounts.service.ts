@@ -1,7 +1,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { In, Repository } from 'typeorm';
+import { Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { sha256Hex } from '../common/secret-box';
 import type { Role } from '../common/decorators';
@@ -80,16 +80,20 @@ export class AccountsService {
     if (!secret || (id !== null && !(Number.isSafeInteger(id) && id > 0 && id <= 2 ** 31 - 1))) return null;
 
     const hash = sha256Hex(secret);
+    // Every authenticated request runs this: one plain query, not the ORM's entity machinery.
     // Sanctum tables can hold tokens of other model types; only user tokens authenticate here.
-    const tokenableType = In(USER_TOKENABLES);
-    const where = id === null ? { token: hash, tokenableType } : { id, tokenableType };
-    const token = await this.tokens.findOne({ where, relations: { user: true } });
-    if (!token?.user || !timingSafeEqual(Buffer.from(token.token), Buffer.from(hash))) return null;
-    if (token.expiresAt && token.expiresAt.getTime() <= Date.now()) return null;
+    const [token] = await this.tokens.query<{ id: number; token: string; expires_at: Date | null; last_used_at: Date | null; user_id: number; company_id: number; role: Role }[]>(
+      `SELECT t.id, t.token, t.expires_at, t.last_used_at, u.id AS user_id, u.company_id, u.role
+         FROM personal_access_tokens t JOIN users u ON u.id = t.tokenable_id
+        WHERE ${id === null ? 't.token = $1' : 't.id = $1'} AND t.tokenable_type = ANY($2::text[])`,
+      [id ?? hash, USER_TOKENABLES],
+    );
+    if (!token || !timingSafeEqual(Buffer.from(token.token), Buffer.from(hash))) return null;
+    if (token.expires_at && token.expires_at.getTime() <= Date.now()) return null;
 
-    if (!token.lastUsedAt || Date.now() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+    if (!token.last_used_at || Date.now() - token.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) {
       await this.tokens.update({ id: token.id }, { lastUsedAt: new Date() });
     }
-    return { userId: token.user.id, companyId: token.user.companyId, role: token.user.role, tokenId: token.id };
+    return { userId: token.user_id, companyId: token.company_id, role: token.role, tokenId: token.id };
   }
 }

@@ -29,6 +29,11 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 /** `next_attempt_at` of a call that waits for the PBX's next event. */
 const WAITING = 'infinity';
 
+/** `markDue` as WITH items ($1 the company), so that a larger statement can include it. */
+export const MARK_DUE_CTES = `portal_due AS (UPDATE call_sync_portals SET due_at = now() WHERE company_id = $1 AND (due_at IS NULL OR due_at > now()) RETURNING 1),
+  portal_new AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT $1, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = $1)
+    ON CONFLICT (company_id) DO NOTHING RETURNING 1)`;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const backoff = (attempts: number) => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1)) * (0.5 + Math.random() * 0.5);
 const without = <T>(list: T[], ...items: T[]) => list.filter((x) => !items.includes(x));
@@ -77,13 +82,14 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     });
   }
 
-  /** Marks a company's portal as having work (called inside the transaction that stored it). */
+  /**
+   * Marks a company's portal as having work. The portal row is shared by all of a company's
+   * requests, so it is written only when it is not due already: the first call stored after a
+   * claim writes it, the others leave it (and its lock) alone. A claim clears `due_at`; the release
+   * keeps a `due_at` set meanwhile, so work stored during a round is never missed.
+   */
   static async markDue(em: EntityManager | DataSource, companyId: number): Promise<void> {
-    await em.query(
-      `INSERT INTO call_sync_portals (company_id, due_at, wake_seq) VALUES ($1, now(), 1)
-       ON CONFLICT (company_id) DO UPDATE SET due_at = LEAST(COALESCE(call_sync_portals.due_at, now()), now()), wake_seq = call_sync_portals.wake_seq + 1`,
-      [companyId],
-    );
+    await em.query(`WITH ${MARK_DUE_CTES} SELECT 1`, [companyId]);
   }
 
   onApplicationBootstrap(): void {
@@ -151,8 +157,8 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
         if (Date.now() - this.lastResumeScan > RESUME_SCAN_MS) await this.resumeReconnected();
         const free = MAX_PORTALS - this.active.size;
         const claimed = free > 0 ? await this.claim(free) : [];
-        for (const portal of claimed) {
-          const work: Promise<void> = this.round(portal.companyId, portal.wakeSeq).finally(() => {
+        for (const companyId of claimed) {
+          const work: Promise<void> = this.round(companyId).finally(() => {
             this.active.delete(work);
             this.wake();
           });
@@ -179,28 +185,28 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     });
   }
 
-  private async claim(limit: number): Promise<{ companyId: number; wakeSeq: string }[]> {
-    const rows = await this.dataSource.query<{ company_id: number; wake_seq: string }[]>(
+  /** Portals with work due and no live lease, or whose holder's lease ran out (it died): `due_at` is consumed by the claim. */
+  private async claim(limit: number): Promise<number[]> {
+    const rows = await this.dataSource.query<{ company_id: number }[]>(
       `WITH due AS (
          SELECT company_id FROM call_sync_portals
-          WHERE due_at <= clock_timestamp() AND (lease_until IS NULL OR lease_until < clock_timestamp())
-          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+          WHERE (lease_until IS NULL AND due_at <= clock_timestamp()) OR lease_until < clock_timestamp()
+          ORDER BY due_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED),
        claimed AS (
-         UPDATE call_sync_portals p SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $3)
-           FROM due WHERE p.company_id = due.company_id RETURNING p.company_id, p.wake_seq)
-       SELECT company_id, wake_seq FROM claimed`,
+         UPDATE call_sync_portals p SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $3), due_at = NULL
+           FROM due WHERE p.company_id = due.company_id RETURNING p.company_id)
+       SELECT company_id FROM claimed`,
       [this.instanceId, limit, LEASE_MS / 1000],
     );
-    return rows.map((r) => ({ companyId: r.company_id, wakeSeq: String(r.wake_seq) }));
+    return rows.map((r) => r.company_id);
   }
 
-  /** Gives the portal back; due again at `next` (null: nothing to do) unless new work arrived meanwhile. */
-  private async release(companyId: number, wakeSeq: string, next: Date | null): Promise<void> {
+  /** Gives the portal back, due again at `next` (null: nothing to do) or earlier if work was stored meanwhile (`markDue`). */
+  private async release(companyId: number, next: Date | null): Promise<void> {
     await this.dataSource.query(
-      `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL,
-         due_at = CASE WHEN wake_seq::text <> $3 THEN clock_timestamp() ELSE $4::timestamptz END
+      `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz)
        WHERE company_id = $1 AND lease_owner = $2`,
-      [companyId, this.instanceId, wakeSeq, next],
+      [companyId, this.instanceId, next],
     );
   }
 
@@ -219,7 +225,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   /** One round for one portal: at most one batch and one recording. */
-  private async round(companyId: number, wakeSeq: string): Promise<void> {
+  private async round(companyId: number): Promise<void> {
     let next: Date | null = new Date(Date.now() + 5_000);
     const renew = setInterval(() => {
       this.dataSource
@@ -232,7 +238,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
       this.logger.error({ err, companyId }, 'Call sync round failed; retrying shortly');
     } finally {
       clearInterval(renew);
-      await this.release(companyId, wakeSeq, next).catch((err: unknown) => this.logger.error({ err, companyId }, 'Could not release a call-sync lease'));
+      await this.release(companyId, next).catch((err: unknown) => this.logger.error({ err, companyId }, 'Could not release a call-sync lease'));
     }
   }
 

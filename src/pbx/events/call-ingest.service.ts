@@ -4,16 +4,18 @@ import { ConfigService } from '@nestjs/config';
 import { plainToInstance } from 'class-transformer';
 import { LRUCache } from 'lru-cache';
 import { validateSync, type ValidationError } from 'class-validator';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
 import type { Config } from '../../config/config';
 import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
-import { CallSyncService } from '../../bitrix/calls/call-sync.service';
+import { CallSyncService, MARK_DUE_CTES } from '../../bitrix/calls/call-sync.service';
 import type { SyncState } from '../../bitrix/calls/call.entity';
 import { normalizePhone } from '../phone-number';
 import { PbxEventDto } from './dto/pbx-event.dto';
 
 export const MAX_EVENTS_PER_REQUEST = 500;
+const DEADLOCK_DETECTED = '40P01';
+const DEADLOCK_ATTEMPTS = 3;
 /** SPEC §6: a click-to-call matches an outbound call whose first event is within 2 minutes of the originate. */
 const ORIGINATE_MATCH_MS = 2 * 60_000;
 
@@ -31,6 +33,12 @@ interface CallRow extends CallFacts {
 const FACT_COLUMNS = `status text, line_number text, first_sip_phone text, rung text[], answered_by text[], handled_by text,
   started_at timestamptz, start_offset_min smallint, ringing_seen boolean, answered_at timestamptz, ended_at timestamptz,
   duration int, recording_url text, bitrix_call_id text, click_to_call boolean, sync_state text`;
+
+/** A call row as the merge reads it. */
+const CALL_COLUMNS = `id, call_id AS "callId", direction, phone_number AS "phoneNumber", status, line_number AS "lineNumber", first_sip_phone AS "firstSipPhone",
+  rung, answered_by AS "answeredBy", handled_by AS "handledBy", started_at AS "startedAt", start_offset_min AS "startOffsetMin",
+  ringing_seen AS "ringingSeen", answered_at AS "answeredAt", ended_at AS "endedAt", duration, recording_url AS "recordingUrl",
+  bitrix_call_id AS "bitrixCallId", click_to_call AS "clickToCall", sync_state AS "syncState", attempts`;
 
 function offsetMinutes(iso: string): number {
   const match = /(Z|([+-])(\d{2}):?(\d{2}))$/.exec(iso);
@@ -81,7 +89,16 @@ export class CallIngestService {
 
   async ingest(companyId: number, body: unknown): Promise<{ accepted: number }> {
     const events = this.parse(body);
-    await this.dataSource.transaction((em) => this.store(em, companyId, events));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.dataSource.transaction((em) => this.store(em, companyId, events));
+        break;
+      } catch (err) {
+        // Requests sharing calls can still meet in opposite orders (one inserting a call the other
+        // locks): PostgreSQL aborts one of them, which is stored again from the start.
+        if (attempt >= DEADLOCK_ATTEMPTS || !(err instanceof QueryFailedError && (err.driverError as { code?: string }).code === DEADLOCK_DETECTED)) throw err;
+      }
+    }
     this.sync.wake();
     return { accepted: events.length };
   }
@@ -137,63 +154,89 @@ export class CallIngestService {
     return events;
   }
 
+  /**
+   * Stores the events and the calls' new state. The common request costs two statements: the
+   * first stores the events not seen before, creates the calls first seen now and locks the others
+   * (and, when due, marks the portal for the worker); the second writes the merged state of the
+   * calls that changed.
+   */
   private async store(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
-    const fresh = await this.dedupe(em, companyId, events);
-    const byCall = new Map<string, PbxEvent[]>();
-    for (const event of fresh) byCall.set(event.callId, [...(byCall.get(event.callId) ?? []), event]);
-    if (!byCall.size) return this.rememberExtensions(em, companyId, events);
-
-    const [integration] = await em.query<{ status: string; member_id: string }[]>(`SELECT status, member_id FROM bitrix_integrations WHERE company_id = $1`, [companyId]);
-    const initialState: SyncState = integration?.status === 'connected' ? 'pending' : 'paused';
-    // Waiting for re-authorisation: the calls belong to that portal (SPEC §6).
-    const memberId = integration?.status === 'reauth_required' ? integration.member_id : null;
-
-    // Create the calls first seen now (concurrent requests for one new call meet on the unique key), then lock them all.
-    const created = new Map<string, CallFacts>();
-    // In call_id order, like every lock taken here, so that concurrent requests sharing calls queue rather than deadlock.
-    const inserts = [...byCall].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([callId, list]) => {
-      const facts = initialFacts(list[0]);
-      created.set(callId, facts);
-      return { ...factsRecord(facts, { callId, clickToCall: facts.bitrixCallId !== null, syncState: initialState }), direction: list[0].direction, phone_number: list[0].phoneNumber, phone_raw: list[0].phoneRaw.slice(0, 64), member_id: memberId };
+    const unique = new Map<string, PbxEvent>();
+    for (const event of events) {
+      const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
+      if (!unique.has(fingerprint)) unique.set(fingerprint, event);
+    }
+    const byCall = new Map<string, { fingerprint: string; event: PbxEvent }[]>();
+    for (const [fingerprint, event] of unique) byCall.set(event.callId, [...(byCall.get(event.callId) ?? []), { fingerprint, event }]);
+    // What a call first seen now starts as: all its events are new (a call and its events are stored together).
+    const initial = new Map([...byCall].map(([callId, list]) => [callId, list.slice(1).reduce((facts, e) => applyEvent(facts, e.event), initialFacts(list[0].event))]));
+    // Sorted, like every row touched here, so that concurrent requests sharing calls queue rather than deadlock.
+    const callIds = [...byCall.keys()].sort();
+    const newCalls = callIds.map((callId) => {
+      const first = (byCall.get(callId) as { event: PbxEvent }[])[0].event;
+      const facts = initial.get(callId) as CallFacts;
+      return { ...factsRecord(facts, { callId, clickToCall: facts.bitrixCallId !== null, syncState: 'pending' }), direction: first.direction, phone_number: first.phoneNumber, phone_raw: first.phoneRaw.slice(0, 64) };
     });
-    const inserted = await em.query<{ call_id: string }[]>(
-      `INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, line_number, first_sip_phone, rung, answered_by, handled_by,
-         started_at, start_offset_min, ringing_seen, answered_at, ended_at, duration, recording_url, bitrix_call_id, click_to_call, sync_state, member_id, attempts, next_attempt_at)
-       SELECT $1, r.call_id, r.direction, r.phone_number, r.phone_raw, r.status, r.line_number, r.first_sip_phone, r.rung, r.answered_by, r.handled_by,
-         r.started_at, r.start_offset_min, r.ringing_seen, r.answered_at, r.ended_at, r.duration, r.recording_url, r.bitrix_call_id, r.click_to_call, r.sync_state, r.member_id, 0, now()
-       FROM jsonb_to_recordset($2::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, member_id text, ${FACT_COLUMNS})
-       ON CONFLICT (company_id, call_id) DO NOTHING RETURNING call_id`,
-      [companyId, JSON.stringify(inserts)],
-    );
-    const createdHere = new Set(inserted.map((r) => r.call_id));
+    const records = [...unique].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fingerprint, e]) => ({ fingerprint, call_id: e.callId, event: e.event, payload: e }));
+    const window = this.originateWindow(events);
 
-    const rows = await em.query<CallRow[]>(
-      `SELECT id, call_id AS "callId", direction, phone_number AS "phoneNumber", status, line_number AS "lineNumber", first_sip_phone AS "firstSipPhone",
-              rung, answered_by AS "answeredBy", handled_by AS "handledBy", started_at AS "startedAt", start_offset_min AS "startOffsetMin",
-              ringing_seen AS "ringingSeen", answered_at AS "answeredAt", ended_at AS "endedAt", duration, recording_url AS "recordingUrl",
-              bitrix_call_id AS "bitrixCallId", click_to_call AS "clickToCall", sync_state AS "syncState", attempts
-         FROM calls WHERE company_id = $1 AND call_id = ANY($2::text[]) ORDER BY id FOR UPDATE`,
-      [companyId, [...byCall.keys()]],
+    const [stored] = await em.query<{ fresh: string[]; created: (Pick<CallRow, 'direction' | 'phoneNumber' | 'syncState'> & { id: number; call_id: string })[]; existing: CallRow[]; originates_waiting: boolean }[]>(
+      `WITH integration AS (SELECT status, member_id FROM bitrix_integrations WHERE company_id = $1),
+       fresh AS (
+         INSERT INTO pbx_call_events (company_id, call_id, event, fingerprint, payload)
+         SELECT $1, r.call_id, r.event, r.fingerprint, r.payload FROM jsonb_to_recordset($2::jsonb) AS r(fingerprint text, call_id text, event text, payload jsonb)
+         ON CONFLICT (company_id, fingerprint) DO NOTHING RETURNING fingerprint),
+       created AS (
+         INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, line_number, first_sip_phone, rung, answered_by, handled_by,
+           started_at, start_offset_min, ringing_seen, answered_at, ended_at, duration, recording_url, bitrix_call_id, click_to_call, sync_state, member_id, attempts, next_attempt_at)
+         SELECT $1, r.call_id, r.direction, r.phone_number, r.phone_raw, r.status, r.line_number, r.first_sip_phone, r.rung, r.answered_by, r.handled_by,
+           r.started_at, r.start_offset_min, r.ringing_seen, r.answered_at, r.ended_at, r.duration, r.recording_url, r.bitrix_call_id, r.click_to_call,
+           -- Not connected: the call waits; waiting for re-authorisation, it belongs to that portal (SPEC §6).
+           CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, CASE WHEN i.status = 'reauth_required' THEN i.member_id END, 0, now()
+         FROM jsonb_to_recordset($3::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, ${FACT_COLUMNS}) LEFT JOIN integration i ON true
+         ON CONFLICT (company_id, call_id) DO NOTHING RETURNING id, call_id, direction, phone_number AS "phoneNumber", sync_state AS "syncState"),
+       existing AS (
+         SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($4::text[]) ORDER BY id FOR UPDATE),
+       ${MARK_DUE_CTES}
+       SELECT (SELECT coalesce(array_agg(fingerprint), '{}') FROM fresh) AS fresh,
+              (SELECT coalesce(json_agg(created), '[]') FROM created) AS created,
+              (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
+              $5::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL
+                AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
+      [companyId, JSON.stringify(records), JSON.stringify(newCalls), callIds, window?.from ?? null, window?.to ?? null],
     );
+    const fresh = new Set(stored.fresh);
+    const rows: (CallRow & { isNew: boolean })[] = [
+      ...stored.created.map(({ call_id: callId, id, ...row }) => {
+        const facts = initial.get(callId) as CallFacts;
+        return { ...facts, ...row, id: String(id), callId, attempts: 0, clickToCall: facts.bitrixCallId !== null, isNew: true };
+      }),
+      ...stored.existing.map((row) => ({ ...row, id: String(row.id), isNew: false })),
+    ];
+    // A call created by a concurrent request after this statement's snapshot: locked now that it is committed.
+    const missing = callIds.filter((id) => !rows.some((r) => r.callId === id));
+    if (missing.length) {
+      const late = await em.query<CallRow[]>(`SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($2::text[]) ORDER BY id FOR UPDATE`, [companyId, missing]);
+      rows.push(...late.map((row) => ({ ...row, id: String(row.id), isNew: false })));
+    }
+
     const updates: ReturnType<typeof factsRecord>[] = [];
-    const mayMatch = await this.originatesWaiting(em, companyId, rows.filter((r) => createdHere.has(r.callId)).map((r) => byCall.get(r.callId)?.[0]));
     for (const row of rows) {
-      const isNew = createdHere.has(row.callId);
       const list = byCall.get(row.callId) ?? [];
-      const current: CallFacts = isNew ? (created.get(row.callId) as CallFacts) : pickFacts(row);
-      let facts = (isNew ? list.slice(1) : list).reduce(applyEvent, current);
+      const current = pickFacts(row);
+      let facts = row.isNew ? current : list.filter((e) => fresh.has(e.fingerprint)).reduce((f, e) => applyEvent(f, e.event), current);
       // A Bitrix24 CALL_ID from the PBX (not one this service registered) makes it a click-to-call.
       let clickToCall = row.clickToCall || (row.bitrixCallId === null && facts.bitrixCallId !== null);
-      if (isNew && !clickToCall && mayMatch) {
-        const matched = await this.matchOriginate(em, companyId, row, list[0]);
+      if (row.isNew && !clickToCall && stored.originates_waiting) {
+        const matched = await this.matchOriginate(em, companyId, row, list[0].event);
         if (matched) {
           facts = { ...facts, bitrixCallId: matched };
           clickToCall = true;
         }
-      } else if (isNew && facts.bitrixCallId) {
+      } else if (row.isNew && facts.bitrixCallId) {
         await em.query(`UPDATE pbx_originates SET matched_call_id = $3 WHERE company_id = $1 AND bitrix_call_id = $2 AND matched_call_id IS NULL`, [companyId, facts.bitrixCallId, row.id]);
       }
-      if (!isNew && sameFacts(facts, pickFacts(row))) continue;
+      if (sameFacts(facts, current) && clickToCall === row.clickToCall) continue;
       const syncState: SyncState = row.syncState === 'synced' ? 'pending' : row.syncState;
       updates.push(factsRecord(facts, { id: row.id, clickToCall, syncState }));
     }
@@ -210,16 +253,13 @@ export class CallIngestService {
       );
     }
     await this.rememberExtensions(em, companyId, events);
-    await CallSyncService.markDue(em, companyId);
   }
 
   /**
-   * Every sip_phone seen, for `suggested_bindings`. These rows (like the portal's due row) are
-   * shared by all of a company's requests: locked last, in a fixed order, they are held only
-   * while the transaction commits, so concurrent requests do not wait on each other's work.
+   * Every sip_phone seen, for `suggested_bindings`. These rows are shared by all of a company's
+   * requests: written at most once a minute per extension and process, after the calls' rows.
    */
   private async rememberExtensions(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
-    // last_seen_at to the minute is enough: an extension this process wrote a moment ago is not written again.
     const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))].filter((sip) => !this.seenExtensions.has(`${companyId}:${sip}`)).sort();
     if (!sipPhones.length) return;
     for (const sip of sipPhones) this.seenExtensions.set(`${companyId}:${sip}`, true);
@@ -230,33 +270,11 @@ export class CallIngestService {
     );
   }
 
-  /** Inserts the events not seen before (by content) and returns them; duplicates change nothing. */
-  private async dedupe(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<PbxEvent[]> {
-    const unique = new Map<string, PbxEvent>();
-    for (const event of events) {
-      const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
-      if (!unique.has(fingerprint)) unique.set(fingerprint, event);
-    }
-    const records = [...unique].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fingerprint, e]) => ({ fingerprint, call_id: e.callId, event: e.event, payload: e }));
-    const stored = await em.query<{ fingerprint: string }[]>(
-      `INSERT INTO pbx_call_events (company_id, call_id, event, fingerprint, payload)
-       SELECT $1, r.call_id, r.event, r.fingerprint, r.payload FROM jsonb_to_recordset($2::jsonb) AS r(fingerprint text, call_id text, event text, payload jsonb)
-       ON CONFLICT (company_id, fingerprint) DO NOTHING RETURNING fingerprint`,
-      [companyId, JSON.stringify(records)],
-    );
-    return stored.map((r) => unique.get(r.fingerprint) as PbxEvent);
-  }
-
-  /** Whether any originate could match the new outbound calls at all (one query, instead of one per call). */
-  private async originatesWaiting(em: EntityManager, companyId: number, firstEvents: (PbxEvent | undefined)[]): Promise<boolean> {
-    const times = firstEvents.filter((e): e is PbxEvent => e?.direction === 'outbound' && e.bitrixCallId === null && e.sipPhones.length > 0).map((e) => e.occurredAt.getTime());
-    if (!times.length) return false;
-    const [row] = await em.query<{ waiting: boolean }[]>(
-      `SELECT EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL AND status = 'dialing'
-         AND created_at BETWEEN $2 AND $3) AS waiting`,
-      [companyId, new Date(Math.min(...times) - ORIGINATE_MATCH_MS), new Date(Math.max(...times) + ORIGINATE_MATCH_MS)],
-    );
-    return row.waiting;
+  /** The span in which an originate could match a new outbound call of these (their first events): null when none could. */
+  private originateWindow(firstEvents: PbxEvent[]): { from: Date; to: Date } | null {
+    const times = firstEvents.filter((e) => e.direction === 'outbound' && e.bitrixCallId === null && e.sipPhones.length > 0).map((e) => e.occurredAt.getTime());
+    if (!times.length) return null;
+    return { from: new Date(Math.min(...times) - ORIGINATE_MATCH_MS), to: new Date(Math.max(...times) + ORIGINATE_MATCH_MS) };
   }
 
   /**
