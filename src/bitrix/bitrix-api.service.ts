@@ -88,6 +88,8 @@ export interface AttemptOptions {
   lane?: Lane;
   /** The caller's deadline: the request is aborted (and reported as a retry, possibly sent) when it fires. */
   signal?: AbortSignal;
+  /** Runs once the rate-limit slot and the token are in hand, just before the request leaves: the caller records what is in flight, and a refused slot costs it nothing. */
+  beforeSend?: () => Promise<void>;
 }
 
 /** Bitrix24 sometimes sends an empty error code; these descriptions are matched instead (brief §2.4). */
@@ -388,6 +390,7 @@ export class BitrixApiService {
   private async send<T>(integration: BitrixIntegration, method: string, params: object, options: AttemptOptions): Promise<Outcome<RestSuccess<T>>> {
     const limit = this.limiter.limitFor(integration.licenseFamily);
     let refreshed = false;
+    let announced = false;
     for (let redirects = 0; ; ) {
       const wait = await this.limiter.tryAcquire(integration.memberId, limit, options.lane ?? 'background');
       if (wait > 0) return { kind: 'retry', afterMs: wait, reason: 'rate_limit', message: `Bitrix24 portal ${integration.domain} is at its request rate limit`, sent: false };
@@ -397,6 +400,8 @@ export class BitrixApiService {
       if (typeof token !== 'string') return token;
 
       const url = `${integration.domain}/rest/${method}`;
+      if (!announced) await options.beforeSend?.();
+      announced = true;
       let res: RawResponse;
       try {
         res = await this.post(url, { ...params, auth: token }, REST_TIMEOUT_MS, method, options.signal);

@@ -60,15 +60,21 @@ export class BitrixRateLimiter {
       [memberId, limit.rate, cap],
     );
     if (taken.length) return 0;
+    return Math.max(10, (await this.waits(memberId, limit))[lane] + 5);
+  }
+
+  /** How long each lane must wait for room (ms, 0: room now), without taking anything: a worker looks before it prepares a batch. */
+  async waits(memberId: string, limit: RateLimit): Promise<Record<Lane, number>> {
     const [row] = await this.dataSource.query<{ level: number; blocked: number | null }[]>(
       `SELECT GREATEST(0, level - $2 * EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) AS level,
               GREATEST(0, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())) AS blocked
          FROM bitrix_rate_buckets WHERE member_id = $1`,
       [memberId, limit.rate],
     );
-    if (!row) return 10;
-    const drainSeconds = Math.max(0, (Number(row.level) + 1 - cap) / limit.rate);
-    return Math.max(10, Math.ceil(Math.max(drainSeconds, Number(row.blocked ?? 0)) * 1000) + 5);
+    if (!row) return { priority: 0, background: 0 };
+    const caps = BitrixRateLimiter.caps(limit);
+    const wait = (lane: Lane) => Math.ceil(Math.max(Math.max(0, (Number(row.level) + 1 - caps[lane]) / limit.rate), Number(row.blocked ?? 0)) * 1000);
+    return { priority: wait('priority'), background: wait('background') };
   }
 
   /** After Bitrix24 said QUERY_LIMIT_EXCEEDED: treat the bucket as full and pause the portal. */

@@ -6,6 +6,7 @@ import { MetricsService } from '../../metrics/metrics.service';
 import { RecordingFetcher } from '../../pbx/recording-fetcher';
 import { BATCH_LIMIT, BitrixApiService, errorKey, type BatchCommands, type CommandOutcome, type Outcome } from '../bitrix-api.service';
 import type { BitrixIntegration } from '../bitrix-integration.entity';
+import { BitrixRateLimiter } from '../bitrix-rate-limiter';
 import { IntegrationService } from '../oauth/integration.service';
 import { marker, planCall, type CallPlan, type PlannedCommand, type SyncContext } from './call-plan';
 import { Call, type CallStep } from './call.entity';
@@ -29,15 +30,31 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 /** `next_attempt_at` of a call that waits for the PBX's next event. */
 const WAITING = 'infinity';
 
-/** `markDue` as WITH items ($1 the company), so that a larger statement can include it. */
-export const MARK_DUE_CTES = `portal_due AS (UPDATE call_sync_portals SET due_at = now() WHERE company_id = $1 AND (due_at IS NULL OR due_at > now()) RETURNING 1),
-  portal_new AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT $1, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = $1)
+/**
+ * `markDue` as WITH items, so that a larger statement can include it: `company` and `live` are the
+ * placeholders of the company id and of whether the work includes a live call (a ringing card).
+ * Live work is due now; other work waits while the portal's background lane is throttled.
+ */
+export function markDueCtes(company: string, live: string): string {
+  const when = `CASE WHEN ${live} THEN now() ELSE GREATEST(now(), throttled_until) END`;
+  return `portal_due AS (UPDATE call_sync_portals SET due_at = ${when} WHERE company_id = ${company} AND (due_at IS NULL OR due_at > ${when}) RETURNING 1),
+  portal_new AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT ${company}, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = ${company})
     ON CONFLICT (company_id) DO NOTHING RETURNING 1)`;
+}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const backoff = (attempts: number) => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1)) * (0.5 + Math.random() * 0.5);
 const without = <T>(list: T[], ...items: T[]) => list.filter((x) => !items.includes(x));
 const withItems = <T>(list: T[], ...items: T[]) => [...new Set([...list, ...items])];
+
+/** When a portal is due again, and until when its background lane has no room (markDue holds background work back till then). */
+interface Due {
+  next: Date | null;
+  throttledUntil: Date | null;
+}
+
+/** The later of two times; null when `time` is null (nothing to do). */
+const later = (time: Date | null, floor: Date | null): Date | null => (time && floor && floor > time ? floor : time);
 
 type Update = Partial<Pick<Call, 'syncState' | 'bitrixCallId' | 'registerUserId' | 'crmEntityType' | 'crmEntityId' | 'dealId' | 'shownTo' | 'sentSteps' | 'doneSteps' | 'taskId' | 'taskResponsibleId' | 'attempts' | 'lastError' | 'memberId'>> & { nextAttemptAt?: Date | typeof WAITING };
 
@@ -64,6 +81,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   constructor(
     private readonly dataSource: DataSource,
     private readonly api: BitrixApiService,
+    private readonly limiter: BitrixRateLimiter,
     private readonly recordings: RecordingFetcher,
     private readonly integrations: IntegrationService,
     metrics: MetricsService,
@@ -88,8 +106,8 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    * claim writes it, the others leave it (and its lock) alone. A claim clears `due_at`; the release
    * keeps a `due_at` set meanwhile, so work stored during a round is never missed.
    */
-  static async markDue(em: EntityManager | DataSource, companyId: number): Promise<void> {
-    await em.query(`WITH ${MARK_DUE_CTES} SELECT 1`, [companyId]);
+  static async markDue(em: EntityManager | DataSource, companyId: number, live: boolean): Promise<void> {
+    await em.query(`WITH ${markDueCtes('$1', '$2::boolean')} SELECT 1`, [companyId, live]);
   }
 
   onApplicationBootstrap(): void {
@@ -118,7 +136,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
       [companyId, id],
     );
     if (!result.length) return false;
-    await CallSyncService.markDue(this.dataSource, companyId);
+    await CallSyncService.markDue(this.dataSource, companyId, false);
     this.wake();
     return true;
   }
@@ -146,7 +164,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
          ON CONFLICT (company_id, call_id) DO NOTHING`,
         [call.companyId, `click-to-call.${call.reference}`, call.phoneNumber, call.status, call.sipPhone, call.bitrixCallId],
       );
-      await CallSyncService.markDue(em, call.companyId);
+      await CallSyncService.markDue(em, call.companyId, false);
     });
     this.wake();
   }
@@ -201,12 +219,15 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     return rows.map((r) => r.company_id);
   }
 
-  /** Gives the portal back, due again at `next` (null: nothing to do) or earlier if work was stored meanwhile (`markDue`). */
-  private async release(companyId: number, next: Date | null): Promise<void> {
+  /**
+   * Gives the portal back, due again at `due.next` (null: nothing to do) or earlier if work was
+   * stored meanwhile (`markDue`), noting until when background work cannot be sent.
+   */
+  private async release(companyId: number, due: Due): Promise<void> {
     await this.dataSource.query(
-      `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz)
+      `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz), throttled_until = $4
        WHERE company_id = $1 AND lease_owner = $2`,
-      [companyId, this.instanceId, next],
+      [companyId, this.instanceId, due.next, due.throttledUntil],
     );
   }
 
@@ -221,43 +242,55 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
          RETURNING c.company_id)
        SELECT DISTINCT company_id FROM resumed`,
     );
-    for (const row of rows) await CallSyncService.markDue(this.dataSource, row.company_id);
+    // Resumed calls may still be ringing: their cards must not wait for background work.
+    for (const row of rows) await CallSyncService.markDue(this.dataSource, row.company_id, true);
   }
 
   /** One round for one portal: at most one batch and one recording. */
   private async round(companyId: number): Promise<void> {
-    let next: Date | null = new Date(Date.now() + 5_000);
+    let due: Due = { next: new Date(Date.now() + 5_000), throttledUntil: null };
     const renew = setInterval(() => {
       this.dataSource
         .query(`UPDATE call_sync_portals SET lease_until = clock_timestamp() + make_interval(secs => $3) WHERE company_id = $1 AND lease_owner = $2`, [companyId, this.instanceId, LEASE_MS / 1000])
         .catch((err: unknown) => this.logger.warn({ err, companyId }, 'Could not renew a call-sync lease'));
     }, LEASE_RENEW_MS);
     try {
-      next = await this.work(companyId, AbortSignal.timeout(ROUND_DEADLINE_MS));
+      due = await this.work(companyId, AbortSignal.timeout(ROUND_DEADLINE_MS));
     } catch (err) {
       this.logger.error({ err, companyId }, 'Call sync round failed; retrying shortly');
     } finally {
       clearInterval(renew);
-      await this.release(companyId, next).catch((err: unknown) => this.logger.error({ err, companyId }, 'Could not release a call-sync lease'));
+      await this.release(companyId, due).catch((err: unknown) => this.logger.error({ err, companyId }, 'Could not release a call-sync lease'));
     }
   }
 
-  /** Returns when the portal is due again. */
-  private async work(companyId: number, signal: AbortSignal): Promise<Date | null> {
+  /**
+   * Returns when the portal is due again. The rate limit is looked at first: with no room even for
+   * a ringing card the round ends at once, and while only background work is throttled the round
+   * takes live calls alone, so a throttled portal costs one query, not a prepared batch.
+   */
+  private async work(companyId: number, signal: AbortSignal): Promise<Due> {
     const integration = await this.integrations.find(companyId);
     if (integration?.status !== 'connected') {
       await this.pauseCompany(companyId, integration);
-      return null;
+      return { next: null, throttledUntil: null };
     }
+    const waits = await this.limiter.waits(integration.memberId, this.limiter.limitFor(integration.licenseFamily));
+    if (waits.priority > 0) {
+      const until = new Date(Date.now() + waits.priority);
+      return { next: until, throttledUntil: until };
+    }
+    const throttledUntil = waits.background > 0 ? new Date(Date.now() + waits.background) : null;
     const calls = await this.dataSource
       .getRepository(Call)
       .createQueryBuilder('c')
       .where(`c.company_id = :companyId AND c.sync_state = 'pending' AND c.next_attempt_at <= now()`, { companyId })
+      .andWhere(throttledUntil ? 'c.ended_at IS NULL' : 'true')
       .orderBy('(c.ended_at IS NULL)', 'DESC')
       .addOrderBy('c.id', 'ASC')
       .limit(CALLS_PER_ROUND)
       .getMany();
-    if (!calls.length) return this.nextDue(companyId);
+    if (!calls.length) return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
 
     const ctx = await this.context(companyId, integration);
     const updates = new Map<string, Update>();
@@ -295,8 +328,9 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     let pauseUntil: Date | null = null;
     if (batch.length) pauseUntil = await this.sendBatch(integration, batch, signal);
     if (recording && !pauseUntil) pauseUntil = await this.attachRecording(integration, recording, signal);
-    if (pauseUntil) return pauseUntil;
-    return more || batch.length || recording ? new Date() : this.nextDue(companyId);
+    if (pauseUntil) return { next: pauseUntil, throttledUntil: later(pauseUntil, throttledUntil) };
+    if (more || batch.length || recording) return { next: new Date(), throttledUntil };
+    return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
   }
 
   private async nextDue(companyId: number): Promise<Date | null> {
@@ -345,12 +379,13 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     const read = new Map(batch.map(({ call }) => [call.id, call]));
     const inFlight = new Map<string, Update>();
     for (const { call, plan } of batch) inFlight.set(call.id, { sentSteps: withItems(call.sentSteps, ...plan.sending), memberId: integration.memberId });
-    await this.save(inFlight, read);
 
     const commands: BatchCommands = {};
     for (const { plan } of batch) for (const c of plan.commands) commands[c.key] = [c.method, c.params];
     const lane = batch.some(({ plan }) => plan.live) ? 'priority' : 'background';
-    const outcome = await this.api.attemptBatch(integration, commands, { lane, signal });
+    const outcome = await this.api.attemptBatch(integration, commands, { lane, signal, beforeSend: () => this.save(inFlight, read) });
+    // Refused a slot: nothing left, nothing changed.
+    if (outcome.kind === 'retry' && outcome.reason === 'rate_limit') return new Date(Date.now() + outcome.afterMs);
 
     const updates = new Map<string, Update>();
     let pauseUntil: Date | null = null;
@@ -363,7 +398,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
         for (const { call, plan } of batch) {
           // Not sent: nothing is in doubt. Sent (a timeout, a 5xx): the steps stay in doubt for the next attempt.
           const sentSteps = outcome.sent ? withItems(call.sentSteps, ...plan.sending) : call.sentSteps;
-          updates.set(call.id, outcome.reason === 'rate_limit' ? { sentSteps } : { ...this.retryLater(call, outcome.message, outcome.afterMs), sentSteps });
+          updates.set(call.id, { ...this.retryLater(call, outcome.message, outcome.afterMs), sentSteps });
         }
         break;
       case 'permanent':

@@ -8,7 +8,7 @@ import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
 import type { Config } from '../../config/config';
 import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
-import { CallSyncService, MARK_DUE_CTES } from '../../bitrix/calls/call-sync.service';
+import { CallSyncService, markDueCtes } from '../../bitrix/calls/call-sync.service';
 import type { SyncState } from '../../bitrix/calls/call.entity';
 import { normalizePhone } from '../phone-number';
 import { PbxEventDto } from './dto/pbx-event.dto';
@@ -197,13 +197,13 @@ export class CallIngestService {
          ON CONFLICT (company_id, call_id) DO NOTHING RETURNING id, call_id, direction, phone_number AS "phoneNumber", sync_state AS "syncState"),
        existing AS (
          SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($4::text[]) ORDER BY id FOR UPDATE),
-       ${MARK_DUE_CTES}
+       ${markDueCtes('$1', '$7::boolean')}
        SELECT (SELECT coalesce(array_agg(fingerprint), '{}') FROM fresh) AS fresh,
               (SELECT coalesce(json_agg(created), '[]') FROM created) AS created,
               (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
               $5::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL
                 AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
-      [companyId, JSON.stringify(records), JSON.stringify(newCalls), callIds, window?.from ?? null, window?.to ?? null],
+      [companyId, JSON.stringify(records), JSON.stringify(newCalls), callIds, window?.from ?? null, window?.to ?? null, events.some((e) => e.event === 'ringing' || e.event === 'answered')],
     );
     const fresh = new Set(stored.fresh);
     const rows: (CallRow & { isNew: boolean })[] = [
