@@ -31,16 +31,13 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 const WAITING = 'infinity';
 
 /**
- * `markDue` as WITH items, so that a larger statement can include it: `company` and `live` are the
- * placeholders of the company id and of whether the work includes a live call (a ringing card).
- * Live work is due now; other work waits while the portal's background lane is throttled.
+ * A WITH item creating the company's portal row (`company`: the placeholder of its id), due now,
+ * when it has none: the transaction that stores a company's first calls includes it, and it takes
+ * no lock once the row exists.
  */
-export function markDueCtes(company: string, live: string): string {
-  const when = `CASE WHEN ${live} THEN now() ELSE GREATEST(now(), throttled_until) END`;
-  return `portal_due AS (UPDATE call_sync_portals SET due_at = ${when} WHERE company_id = ${company} AND (due_at IS NULL OR due_at > ${when}) RETURNING 1),
-  portal_new AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT ${company}, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = ${company})
+export const portalRowCte = (company: string) =>
+  `portal_row AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT ${company}, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = ${company})
     ON CONFLICT (company_id) DO NOTHING RETURNING 1)`;
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const backoff = (attempts: number) => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1)) * (0.5 + Math.random() * 0.5);
@@ -56,7 +53,45 @@ interface Due {
 /** The later of two times; null when `time` is null (nothing to do). */
 const later = (time: Date | null, floor: Date | null): Date | null => (time && floor && floor > time ? floor : time);
 
-type Update = Partial<Pick<Call, 'syncState' | 'bitrixCallId' | 'registerUserId' | 'crmEntityType' | 'crmEntityId' | 'dealId' | 'shownTo' | 'sentSteps' | 'doneSteps' | 'taskId' | 'taskResponsibleId' | 'attempts' | 'lastError' | 'memberId'>> & { nextAttemptAt?: Date | typeof WAITING };
+/** The columns the worker writes, with their SQL type: an Update names only those it changes. */
+const WORKER_COLUMNS = {
+  syncState: ['sync_state', 'text'],
+  bitrixCallId: ['bitrix_call_id', 'text'],
+  registerUserId: ['register_user_id', 'int'],
+  crmEntityType: ['crm_entity_type', 'text'],
+  crmEntityId: ['crm_entity_id', 'int'],
+  dealId: ['deal_id', 'int'],
+  shownTo: ['shown_to', 'int[]'],
+  sentSteps: ['sent_steps', 'text[]'],
+  doneSteps: ['done_steps', 'text[]'],
+  taskId: ['task_id', 'int'],
+  taskResponsibleId: ['task_responsible_id', 'int'],
+  attempts: ['attempts', 'int'],
+  lastError: ['last_error', 'text'],
+  memberId: ['member_id', 'text'],
+  nextAttemptAt: ['next_attempt_at', 'timestamptz'],
+} as const;
+
+type Update = Partial<Pick<Call, Exclude<keyof typeof WORKER_COLUMNS, 'nextAttemptAt'>>> & { nextAttemptAt?: Date | typeof WAITING };
+
+/**
+ * One statement for every call of a round: each column is set only where the call's update names
+ * it. A call whose facts changed since the worker read it (a PBX event meanwhile) still takes the
+ * update, but is due again at once and not `synced`: the worker decides on the new facts.
+ */
+const SAVE = (() => {
+  const value = (key: string, type: string) =>
+    type.endsWith('[]') ? `ARRAY(SELECT jsonb_array_elements_text(u.patch->'${key}'))::${type}` : `(u.patch->>'${key}')::${type}`;
+  const changed = `u.seen IS NOT NULL AND c.facts_version <> u.seen`;
+  const sets = Object.entries(WORKER_COLUMNS).map(([key, [column, type]]) => {
+    const given = `CASE WHEN u.patch ? '${key}' THEN ${value(key, type)} ELSE c.${column} END`;
+    if (key === 'syncState') return `${column} = CASE WHEN ${changed} AND u.patch->>'${key}' = 'synced' THEN 'pending' ELSE ${given} END`;
+    if (key === 'nextAttemptAt') return `${column} = CASE WHEN ${changed} THEN now() ELSE ${given} END`;
+    return `${column} = ${given}`;
+  });
+  return `UPDATE calls c SET ${sets.join(', ')}, updated_at = now()
+    FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, seen int, patch jsonb) WHERE c.id = u.id`;
+})();
 
 /**
  * Mirrors PBX calls into Bitrix24 (SPEC §6). The calls table is a durable outbox: each portal is
@@ -101,13 +136,20 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   /**
-   * Marks a company's portal as having work. The portal row is shared by all of a company's
-   * requests, so it is written only when it is not due already: the first call stored after a
-   * claim writes it, the others leave it (and its lock) alone. A claim clears `due_at`; the release
-   * keeps a `due_at` set meanwhile, so work stored during a round is never missed.
+   * Marks a company's portal as having work, after the transaction that stored it committed (so
+   * the row is locked only for this statement; a crash in between is caught by the worker's sweep).
+   * The row is written only when it is not due already: the first call stored after a claim
+   * writes it, the others leave it alone. A claim clears `due_at`; the release keeps one set
+   * meanwhile, so work stored during a round is never missed. Live work (a ringing card) is due
+   * now; other work waits while the portal's background lane is throttled.
    */
-  static async markDue(em: EntityManager | DataSource, companyId: number, live: boolean): Promise<void> {
-    await em.query(`WITH ${markDueCtes('$1', '$2::boolean')} SELECT 1`, [companyId, live]);
+  static async markDue(db: EntityManager | DataSource, companyId: number, live: boolean): Promise<void> {
+    const when = `CASE WHEN $2::boolean THEN now() ELSE GREATEST(now(), throttled_until) END`;
+    await db.query(
+      `WITH ${portalRowCte('$1')}
+       UPDATE call_sync_portals SET due_at = ${when} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${when})`,
+      [companyId, live],
+    );
   }
 
   onApplicationBootstrap(): void {
@@ -155,17 +197,15 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    * Bitrix24 is down or this process stops right now.
    */
   async finishFailedClickToCall(call: { companyId: number; bitrixCallId: string; sipPhone: string; phoneNumber: string; status: 'failed' | 'busy' | 'no_answer'; reference: string }): Promise<void> {
-    await this.dataSource.transaction(async (em) => {
-      await em.query(
-        `INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, sync_state, first_sip_phone, handled_by, started_at, start_offset_min,
-           ringing_seen, ended_at, duration, bitrix_call_id, click_to_call, attempts, next_attempt_at)
-         SELECT $1, $2, 'outbound', $3, $3, $4, CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, $5, $5, now(), 0, false, now(), 0, $6, true, 0, now()
-           FROM (SELECT (SELECT status FROM bitrix_integrations WHERE company_id = $1) AS status) i
-         ON CONFLICT (company_id, call_id) DO NOTHING`,
-        [call.companyId, `click-to-call.${call.reference}`, call.phoneNumber, call.status, call.sipPhone, call.bitrixCallId],
-      );
-      await CallSyncService.markDue(em, call.companyId, false);
-    });
+    await this.dataSource.query(
+      `INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, sync_state, first_sip_phone, handled_by, started_at, start_offset_min,
+         ringing_seen, ended_at, duration, bitrix_call_id, click_to_call, attempts, next_attempt_at)
+       SELECT $1, $2, 'outbound', $3, $3, $4, CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, $5, $5, now(), 0, false, now(), 0, $6, true, 0, now()
+         FROM (SELECT (SELECT status FROM bitrix_integrations WHERE company_id = $1) AS status) i
+       ON CONFLICT (company_id, call_id) DO NOTHING`,
+      [call.companyId, `click-to-call.${call.reference}`, call.phoneNumber, call.status, call.sipPhone, call.bitrixCallId],
+    );
+    await CallSyncService.markDue(this.dataSource, call.companyId, false);
     this.wake();
   }
 
@@ -231,7 +271,10 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     );
   }
 
-  /** Paused calls of companies connected again (the same portal, or any portal for calls never sent) go back to work. */
+  /**
+   * Paused calls of companies connected again (the same portal, or any portal for calls never
+   * sent) go back to work, and portals with due work that nobody marked are marked.
+   */
   private async resumeReconnected(): Promise<void> {
     this.lastResumeScan = Date.now();
     const rows = await this.dataSource.query<{ company_id: number }[]>(
@@ -244,6 +287,12 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     );
     // Resumed calls may still be ringing: their cards must not wait for background work.
     for (const row of rows) await CallSyncService.markDue(this.dataSource, row.company_id, true);
+    // Work stored by a process that stopped before marking its portal due (markDue runs after the commit).
+    await this.dataSource.query(
+      `UPDATE call_sync_portals p SET due_at = now()
+        WHERE p.due_at IS NULL AND p.lease_owner IS NULL
+          AND EXISTS (SELECT 1 FROM calls c WHERE c.company_id = p.company_id AND c.sync_state = 'pending' AND c.next_attempt_at <= now())`,
+    );
   }
 
   /** One round for one portal: at most one batch and one recording. */
@@ -627,20 +676,8 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    */
   private async save(updates: Map<string, Update>, read: Map<string, Call>): Promise<void> {
     if (!updates.size) return;
-    await this.dataSource.transaction(async (em) => {
-      const repo = em.getRepository(Call);
-      for (const [id, update] of updates) {
-        const { nextAttemptAt, ...rest } = update;
-        const values: Record<string, unknown> = { ...rest };
-        if (nextAttemptAt === WAITING) values.nextAttemptAt = () => `'infinity'`;
-        else if (nextAttemptAt) values.nextAttemptAt = nextAttemptAt;
-        const seen = read.get(id)?.factsVersion;
-        const result = await repo.update(seen === undefined ? { id } : { id, factsVersion: seen }, values);
-        if (!result.affected && seen !== undefined) {
-          await repo.update({ id }, { ...values, nextAttemptAt: new Date(), ...(update.syncState === 'synced' ? { syncState: 'pending' } : {}) });
-        }
-      }
-    });
+    const rows = [...updates].map(([id, patch]) => ({ id, seen: read.get(id)?.factsVersion ?? null, patch }));
+    await this.dataSource.query(SAVE, [JSON.stringify(rows)]);
   }
 }
 

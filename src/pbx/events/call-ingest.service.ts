@@ -8,7 +8,7 @@ import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
 import type { Config } from '../../config/config';
 import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
-import { CallSyncService, markDueCtes } from '../../bitrix/calls/call-sync.service';
+import { CallSyncService, portalRowCte } from '../../bitrix/calls/call-sync.service';
 import type { SyncState } from '../../bitrix/calls/call.entity';
 import { normalizePhone } from '../phone-number';
 import { PbxEventDto } from './dto/pbx-event.dto';
@@ -99,6 +99,7 @@ export class CallIngestService {
         if (attempt >= DEADLOCK_ATTEMPTS || !(err instanceof QueryFailedError && (err.driverError as { code?: string }).code === DEADLOCK_DETECTED)) throw err;
       }
     }
+    await CallSyncService.markDue(this.dataSource, companyId, events.some((e) => e.event === 'ringing' || e.event === 'answered'));
     this.sync.wake();
     return { accepted: events.length };
   }
@@ -156,9 +157,9 @@ export class CallIngestService {
 
   /**
    * Stores the events and the calls' new state. The common request costs two statements: the
-   * first stores the events not seen before, creates the calls first seen now and locks the others
-   * (and, when due, marks the portal for the worker); the second writes the merged state of the
-   * calls that changed.
+   * first stores the events not seen before, creates the calls first seen now and locks the others;
+   * the second writes the merged state of the calls that changed. The portal is marked due after
+   * the commit (`ingest`), so its shared row is never locked while a request waits on calls.
    */
   private async store(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
     const unique = new Map<string, PbxEvent>();
@@ -197,13 +198,13 @@ export class CallIngestService {
          ON CONFLICT (company_id, call_id) DO NOTHING RETURNING id, call_id, direction, phone_number AS "phoneNumber", sync_state AS "syncState"),
        existing AS (
          SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($4::text[]) ORDER BY id FOR UPDATE),
-       ${markDueCtes('$1', '$7::boolean')}
+       ${portalRowCte('$1')}
        SELECT (SELECT coalesce(array_agg(fingerprint), '{}') FROM fresh) AS fresh,
               (SELECT coalesce(json_agg(created), '[]') FROM created) AS created,
               (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
               $5::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL
                 AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
-      [companyId, JSON.stringify(records), JSON.stringify(newCalls), callIds, window?.from ?? null, window?.to ?? null, events.some((e) => e.event === 'ringing' || e.event === 'answered')],
+      [companyId, JSON.stringify(records), JSON.stringify(newCalls), callIds, window?.from ?? null, window?.to ?? null],
     );
     const fresh = new Set(stored.fresh);
     const rows: (CallRow & { isNew: boolean })[] = [
