@@ -4,6 +4,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { sha256Hex } from '../common/secret-box';
+import { pgPool, prepared, run } from '../database/prepared';
 import type { Role } from '../common/decorators';
 import { Company } from './company.entity';
 import { PersonalAccessToken } from './personal-access-token.entity';
@@ -19,6 +20,27 @@ const USER_TOKENABLES = [USER_TOKENABLE, 'App\\Models\\User'];
 const TOKEN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** Writing last_used_at on every request would turn each read into a write; a minute is precise enough. */
 const LAST_USED_RESOLUTION_MS = 60_000;
+
+/** Sanctum tables can hold tokens of other model types; only user tokens authenticate here. */
+const tokenQuery = (name: string, key: string) =>
+  prepared(
+    name,
+    `SELECT t.id, t.token, t.expires_at, t.last_used_at, u.id AS user_id, u.company_id, u.role
+       FROM personal_access_tokens t JOIN users u ON u.id = t.tokenable_id
+      WHERE ${key} = $1 AND t.tokenable_type = ANY($2::text[])`,
+  );
+const TOKEN_BY_ID = tokenQuery('auth_token_by_id', 't.id');
+const TOKEN_BY_HASH = tokenQuery('auth_token_by_hash', 't.token');
+
+interface TokenRow {
+  id: number;
+  token: string;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  user_id: number;
+  company_id: number;
+  role: Role;
+}
 
 export interface Profile {
   id: number;
@@ -80,14 +102,8 @@ export class AccountsService {
     if (!secret || (id !== null && !(Number.isSafeInteger(id) && id > 0 && id <= 2 ** 31 - 1))) return null;
 
     const hash = sha256Hex(secret);
-    // Every authenticated request runs this: one plain query, not the ORM's entity machinery.
-    // Sanctum tables can hold tokens of other model types; only user tokens authenticate here.
-    const [token] = await this.tokens.query<{ id: number; token: string; expires_at: Date | null; last_used_at: Date | null; user_id: number; company_id: number; role: Role }[]>(
-      `SELECT t.id, t.token, t.expires_at, t.last_used_at, u.id AS user_id, u.company_id, u.role
-         FROM personal_access_tokens t JOIN users u ON u.id = t.tokenable_id
-        WHERE ${id === null ? 't.token = $1' : 't.id = $1'} AND t.tokenable_type = ANY($2::text[])`,
-      [id ?? hash, USER_TOKENABLES],
-    );
+    // Every authenticated request runs this: one prepared statement, not the ORM's entity machinery.
+    const [token] = await run<TokenRow>(pgPool(this.tokens.manager.dataSource), id === null ? TOKEN_BY_HASH : TOKEN_BY_ID, [id ?? hash, USER_TOKENABLES]);
     if (!token || !timingSafeEqual(Buffer.from(token.token), Buffer.from(hash))) return null;
     if (token.expires_at && token.expires_at.getTime() <= Date.now()) return null;
 

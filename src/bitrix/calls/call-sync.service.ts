@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
+import { pgPool, prepared, run } from '../../database/prepared';
 import { MetricsService } from '../../metrics/metrics.service';
 import { RecordingFetcher } from '../../pbx/recording-fetcher';
 import { BATCH_LIMIT, BitrixApiService, errorKey, type BatchCommands, type CommandOutcome, type Outcome } from '../bitrix-api.service';
@@ -38,6 +39,14 @@ const WAITING = 'infinity';
 export const portalRowCte = (company: string) =>
   `portal_row AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT ${company}, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = ${company})
     ON CONFLICT (company_id) DO NOTHING RETURNING 1)`;
+
+const DUE_WHEN = `CASE WHEN $2::boolean THEN now() ELSE GREATEST(now(), throttled_until) END`;
+/** `markDue`'s statement ($1 company, $2 live). */
+const MARK_DUE = prepared(
+  'call_sync_mark_due',
+  `WITH ${portalRowCte('$1')}
+   UPDATE call_sync_portals SET due_at = ${DUE_WHEN} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${DUE_WHEN})`,
+);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const backoff = (attempts: number) => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1)) * (0.5 + Math.random() * 0.5);
@@ -143,13 +152,8 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    * meanwhile, so work stored during a round is never missed. Live work (a ringing card) is due
    * now; other work waits while the portal's background lane is throttled.
    */
-  static async markDue(db: EntityManager | DataSource, companyId: number, live: boolean): Promise<void> {
-    const when = `CASE WHEN $2::boolean THEN now() ELSE GREATEST(now(), throttled_until) END`;
-    await db.query(
-      `WITH ${portalRowCte('$1')}
-       UPDATE call_sync_portals SET due_at = ${when} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${when})`,
-      [companyId, live],
-    );
+  static async markDue(dataSource: DataSource, companyId: number, live: boolean): Promise<void> {
+    await run(pgPool(dataSource), MARK_DUE, [companyId, live]);
   }
 
   onApplicationBootstrap(): void {

@@ -4,9 +4,11 @@ import { ConfigService } from '@nestjs/config';
 import { plainToInstance } from 'class-transformer';
 import { LRUCache } from 'lru-cache';
 import { validateSync, type ValidationError } from 'class-validator';
-import { DataSource, QueryFailedError, type EntityManager } from 'typeorm';
+import type { PoolClient } from 'pg';
+import { DataSource } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
 import type { Config } from '../../config/config';
+import { inTransaction, prepared, run } from '../../database/prepared';
 import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
 import { CallSyncService, portalRowCte } from '../../bitrix/calls/call-sync.service';
 import type { SyncState } from '../../bitrix/calls/call.entity';
@@ -39,6 +41,57 @@ const CALL_COLUMNS = `id, call_id AS "callId", direction, phone_number AS "phone
   rung, answered_by AS "answeredBy", handled_by AS "handledBy", started_at AS "startedAt", start_offset_min AS "startOffsetMin",
   ringing_seen AS "ringingSeen", answered_at AS "answeredAt", ended_at AS "endedAt", duration, recording_url AS "recordingUrl",
   bitrix_call_id AS "bitrixCallId", click_to_call AS "clickToCall", sync_state AS "syncState", attempts`;
+
+/**
+ * Stores a request's events and creates its new calls, locking the calls that exist ($1 company,
+ * $2 events, $3 new calls, $4 their call ids, $5/$6 the span in which an originate could match).
+ */
+const STORE = prepared(
+  'ingest_store',
+  `WITH integration AS (SELECT status, member_id FROM bitrix_integrations WHERE company_id = $1),
+  fresh AS (
+    INSERT INTO pbx_call_events (company_id, call_id, event, fingerprint, payload)
+    SELECT $1, r.call_id, r.event, r.fingerprint, r.payload FROM jsonb_to_recordset($2::jsonb) AS r(fingerprint text, call_id text, event text, payload jsonb)
+    ON CONFLICT (company_id, fingerprint) DO NOTHING RETURNING fingerprint),
+  created AS (
+    INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, line_number, first_sip_phone, rung, answered_by, handled_by,
+      started_at, start_offset_min, ringing_seen, answered_at, ended_at, duration, recording_url, bitrix_call_id, click_to_call, sync_state, member_id, attempts, next_attempt_at)
+    SELECT $1, r.call_id, r.direction, r.phone_number, r.phone_raw, r.status, r.line_number, r.first_sip_phone, r.rung, r.answered_by, r.handled_by,
+      r.started_at, r.start_offset_min, r.ringing_seen, r.answered_at, r.ended_at, r.duration, r.recording_url, r.bitrix_call_id, r.click_to_call,
+      -- Not connected: the call waits; waiting for re-authorisation, it belongs to that portal (SPEC §6).
+      CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, CASE WHEN i.status = 'reauth_required' THEN i.member_id END, 0, now()
+    FROM jsonb_to_recordset($3::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, ${FACT_COLUMNS}) LEFT JOIN integration i ON true
+    ON CONFLICT (company_id, call_id) DO NOTHING RETURNING id, call_id, direction, phone_number AS "phoneNumber", sync_state AS "syncState"),
+  existing AS (
+    SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($4::text[]) ORDER BY id FOR UPDATE),
+  ${portalRowCte('$1')}
+  SELECT (SELECT coalesce(array_agg(fingerprint), '{}') FROM fresh) AS fresh,
+         (SELECT coalesce(json_agg(created), '[]') FROM created) AS created,
+         (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
+         $5::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL
+           AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
+);
+
+const LOCK_CALLS = prepared('ingest_lock_calls', `SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($2::text[]) ORDER BY id FOR UPDATE`);
+
+/** The merged facts of the calls that changed. */
+const UPDATE_CALLS = prepared(
+  'ingest_update_calls',
+  `UPDATE calls c SET status = u.status, line_number = u.line_number, first_sip_phone = u.first_sip_phone, rung = u.rung, answered_by = u.answered_by,
+    handled_by = u.handled_by, started_at = u.started_at, start_offset_min = u.start_offset_min, ringing_seen = u.ringing_seen,
+    answered_at = u.answered_at, ended_at = u.ended_at, duration = u.duration, recording_url = u.recording_url, bitrix_call_id = u.bitrix_call_id,
+    click_to_call = u.click_to_call, sync_state = u.sync_state, facts_version = c.facts_version + 1,
+    next_attempt_at = CASE WHEN c.attempts = 0 OR c.sync_state <> u.sync_state THEN now() ELSE c.next_attempt_at END, updated_at = now()
+  FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, ${FACT_COLUMNS})
+  WHERE c.id = u.id`,
+);
+
+interface StoreResult {
+  fresh: string[];
+  created: (Pick<CallRow, 'direction' | 'phoneNumber' | 'syncState'> & { id: number; call_id: string })[];
+  existing: CallRow[];
+  originates_waiting: boolean;
+}
 
 function offsetMinutes(iso: string): number {
   const match = /(Z|([+-])(\d{2}):?(\d{2}))$/.exec(iso);
@@ -91,12 +144,12 @@ export class CallIngestService {
     const events = this.parse(body);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.dataSource.transaction((em) => this.store(em, companyId, events));
+        await inTransaction(this.dataSource, (client) => this.store(client, companyId, events));
         break;
       } catch (err) {
         // Requests sharing calls can still meet in opposite orders (one inserting a call the other
         // locks): PostgreSQL aborts one of them, which is stored again from the start.
-        if (attempt >= DEADLOCK_ATTEMPTS || !(err instanceof QueryFailedError && (err.driverError as { code?: string }).code === DEADLOCK_DETECTED)) throw err;
+        if (attempt >= DEADLOCK_ATTEMPTS || (err as { code?: unknown }).code !== DEADLOCK_DETECTED) throw err;
       }
     }
     await CallSyncService.markDue(this.dataSource, companyId, events.some((e) => e.event === 'ringing' || e.event === 'answered'));
@@ -161,7 +214,7 @@ export class CallIngestService {
    * the second writes the merged state of the calls that changed. The portal is marked due after
    * the commit (`ingest`), so its shared row is never locked while a request waits on calls.
    */
-  private async store(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
+  private async store(client: PoolClient, companyId: number, events: PbxEvent[]): Promise<void> {
     const unique = new Map<string, PbxEvent>();
     for (const event of events) {
       const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
@@ -181,31 +234,14 @@ export class CallIngestService {
     const records = [...unique].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fingerprint, e]) => ({ fingerprint, call_id: e.callId, event: e.event, payload: e }));
     const window = this.originateWindow(events);
 
-    const [stored] = await em.query<{ fresh: string[]; created: (Pick<CallRow, 'direction' | 'phoneNumber' | 'syncState'> & { id: number; call_id: string })[]; existing: CallRow[]; originates_waiting: boolean }[]>(
-      `WITH integration AS (SELECT status, member_id FROM bitrix_integrations WHERE company_id = $1),
-       fresh AS (
-         INSERT INTO pbx_call_events (company_id, call_id, event, fingerprint, payload)
-         SELECT $1, r.call_id, r.event, r.fingerprint, r.payload FROM jsonb_to_recordset($2::jsonb) AS r(fingerprint text, call_id text, event text, payload jsonb)
-         ON CONFLICT (company_id, fingerprint) DO NOTHING RETURNING fingerprint),
-       created AS (
-         INSERT INTO calls (company_id, call_id, direction, phone_number, phone_raw, status, line_number, first_sip_phone, rung, answered_by, handled_by,
-           started_at, start_offset_min, ringing_seen, answered_at, ended_at, duration, recording_url, bitrix_call_id, click_to_call, sync_state, member_id, attempts, next_attempt_at)
-         SELECT $1, r.call_id, r.direction, r.phone_number, r.phone_raw, r.status, r.line_number, r.first_sip_phone, r.rung, r.answered_by, r.handled_by,
-           r.started_at, r.start_offset_min, r.ringing_seen, r.answered_at, r.ended_at, r.duration, r.recording_url, r.bitrix_call_id, r.click_to_call,
-           -- Not connected: the call waits; waiting for re-authorisation, it belongs to that portal (SPEC §6).
-           CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, CASE WHEN i.status = 'reauth_required' THEN i.member_id END, 0, now()
-         FROM jsonb_to_recordset($3::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, ${FACT_COLUMNS}) LEFT JOIN integration i ON true
-         ON CONFLICT (company_id, call_id) DO NOTHING RETURNING id, call_id, direction, phone_number AS "phoneNumber", sync_state AS "syncState"),
-       existing AS (
-         SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($4::text[]) ORDER BY id FOR UPDATE),
-       ${portalRowCte('$1')}
-       SELECT (SELECT coalesce(array_agg(fingerprint), '{}') FROM fresh) AS fresh,
-              (SELECT coalesce(json_agg(created), '[]') FROM created) AS created,
-              (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
-              $5::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL
-                AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
-      [companyId, JSON.stringify(records), JSON.stringify(newCalls), callIds, window?.from ?? null, window?.to ?? null],
-    );
+    const [stored] = await run<StoreResult>(client, STORE, [
+      companyId,
+      JSON.stringify(records),
+      JSON.stringify(newCalls),
+      callIds,
+      window?.from ?? null,
+      window?.to ?? null,
+    ]);
     const fresh = new Set(stored.fresh);
     const rows: (CallRow & { isNew: boolean })[] = [
       ...stored.created.map(({ call_id: callId, id, ...row }) => {
@@ -217,7 +253,7 @@ export class CallIngestService {
     // A call created by a concurrent request after this statement's snapshot: locked now that it is committed.
     const missing = callIds.filter((id) => !rows.some((r) => r.callId === id));
     if (missing.length) {
-      const late = await em.query<CallRow[]>(`SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($2::text[]) ORDER BY id FOR UPDATE`, [companyId, missing]);
+      const late = await run<CallRow>(client, LOCK_CALLS, [companyId, missing]);
       rows.push(...late.map((row) => ({ ...row, id: String(row.id), isNew: false })));
     }
 
@@ -229,42 +265,31 @@ export class CallIngestService {
       // A Bitrix24 CALL_ID from the PBX (not one this service registered) makes it a click-to-call.
       let clickToCall = row.clickToCall || (row.bitrixCallId === null && facts.bitrixCallId !== null);
       if (row.isNew && !clickToCall && stored.originates_waiting) {
-        const matched = await this.matchOriginate(em, companyId, row, list[0].event);
+        const matched = await this.matchOriginate(client, companyId, row, list[0].event);
         if (matched) {
           facts = { ...facts, bitrixCallId: matched };
           clickToCall = true;
         }
       } else if (row.isNew && facts.bitrixCallId) {
-        await em.query(`UPDATE pbx_originates SET matched_call_id = $3 WHERE company_id = $1 AND bitrix_call_id = $2 AND matched_call_id IS NULL`, [companyId, facts.bitrixCallId, row.id]);
+        await client.query(`UPDATE pbx_originates SET matched_call_id = $3 WHERE company_id = $1 AND bitrix_call_id = $2 AND matched_call_id IS NULL`, [companyId, facts.bitrixCallId, row.id]);
       }
       if (sameFacts(facts, current) && clickToCall === row.clickToCall) continue;
       const syncState: SyncState = row.syncState === 'synced' ? 'pending' : row.syncState;
       updates.push(factsRecord(facts, { id: row.id, clickToCall, syncState }));
     }
-    if (updates.length) {
-      await em.query(
-        `UPDATE calls c SET status = u.status, line_number = u.line_number, first_sip_phone = u.first_sip_phone, rung = u.rung, answered_by = u.answered_by,
-           handled_by = u.handled_by, started_at = u.started_at, start_offset_min = u.start_offset_min, ringing_seen = u.ringing_seen,
-           answered_at = u.answered_at, ended_at = u.ended_at, duration = u.duration, recording_url = u.recording_url, bitrix_call_id = u.bitrix_call_id,
-           click_to_call = u.click_to_call, sync_state = u.sync_state, facts_version = c.facts_version + 1,
-           next_attempt_at = CASE WHEN c.attempts = 0 OR c.sync_state <> u.sync_state THEN now() ELSE c.next_attempt_at END, updated_at = now()
-         FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, ${FACT_COLUMNS})
-         WHERE c.id = u.id`,
-        [JSON.stringify(updates)],
-      );
-    }
-    await this.rememberExtensions(em, companyId, events);
+    if (updates.length) await run(client, UPDATE_CALLS, [JSON.stringify(updates)]);
+    await this.rememberExtensions(client, companyId, events);
   }
 
   /**
    * Every sip_phone seen, for `suggested_bindings`. These rows are shared by all of a company's
    * requests: written at most once a minute per extension and process, after the calls' rows.
    */
-  private async rememberExtensions(em: EntityManager, companyId: number, events: PbxEvent[]): Promise<void> {
+  private async rememberExtensions(client: PoolClient, companyId: number, events: PbxEvent[]): Promise<void> {
     const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))].filter((sip) => !this.seenExtensions.has(`${companyId}:${sip}`)).sort();
     if (!sipPhones.length) return;
     for (const sip of sipPhones) this.seenExtensions.set(`${companyId}:${sip}`, true);
-    await em.query(
+    await client.query(
       `INSERT INTO pbx_known_extensions (company_id, sip_phone, last_seen_at) SELECT $1, s, now() FROM unnest($2::text[]) AS s
        ON CONFLICT (company_id, sip_phone) DO UPDATE SET last_seen_at = now()`,
       [companyId, sipPhones],
@@ -282,10 +307,10 @@ export class CallIngestService {
    * SPEC §6: an outbound call whose first event names the originate's operator and number, within
    * 2 minutes either way of the time the originate was accepted; the oldest unmatched one wins.
    */
-  private async matchOriginate(em: EntityManager, companyId: number, row: CallRow, first: PbxEvent): Promise<string | null> {
+  private async matchOriginate(client: PoolClient, companyId: number, row: CallRow, first: PbxEvent): Promise<string | null> {
     if (row.direction !== 'outbound' || !first.sipPhones.length) return null;
     const at = first.occurredAt.getTime();
-    const [match] = await em.query<{ bitrix_call_id: string }[]>(
+    const { rows: [match] } = await client.query<{ bitrix_call_id: string }>(
       `WITH candidate AS (
          SELECT id FROM pbx_originates
           WHERE company_id = $1 AND phone_number = $2 AND sip_phone = ANY($3::text[]) AND matched_call_id IS NULL
