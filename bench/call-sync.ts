@@ -22,7 +22,7 @@ import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
 import { connectApp, restCall } from '../test/emulators/bitrix24/spec-support';
 import { generateTraffic, type PbxEventBody, type SimulatedCall } from '../test/emulators/pbx/traffic';
-import { freePort, percentile, rssMb, writeSection } from './support';
+import { apiCall, connectPortal, freePort, percentile, rssMb, sleep, until, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const LIMIT = { rate: 2, burst: 50 };
@@ -43,35 +43,10 @@ const bindings = users.map((u) => ({ sip_phone: u.UF_PHONE_INNER, bitrix_user_id
 
 const CASES = ['sync', 'ringing', 'ingest'] as const;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** Not execFileSync: a blocked event loop misses the service closing idle keep-alive sockets, and the next fetch fails on one. */
 async function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
   const { stdout } = await promisify(execFile)(process.execPath, [join(ROOT, 'dist/src/cli.js'), ...args], { env, encoding: 'utf8' });
   return stdout.trim().split('\n').pop() ?? '';
-}
-
-async function waitHealthy(base: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (Date.now() > deadline) throw new Error('the service did not become healthy within 60 s');
-    try {
-      if ((await fetch(`${base}/health`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(50);
-  }
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 class Service {
@@ -81,15 +56,8 @@ class Service {
     readonly child: ChildProcess,
   ) {}
 
-  async api(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; result: Record<string, unknown> }> {
-    const res = await fetch(`${this.base}${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = (await res.json()) as { result: Record<string, unknown> };
-    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return { status: res.status, result: json.result };
+  api(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; result: Record<string, unknown> }> {
+    return apiCall(this.base, token, method, path, body);
   }
 
   /** A company with an admin and a token, connected to `portal` the way the SPA does it, with these settings. */
@@ -97,11 +65,7 @@ class Service {
     const companyId = await cli(this.env, 'company:create', name);
     const userId = await cli(this.env, 'user:create', '--company', companyId, '--name', `${name} admin`, '--role', 'admin');
     const token = await cli(this.env, 'token:create', '--user', userId);
-    const { result } = await this.api(token, 'POST', '/integration/bitrix/oauth/credentials', { domain: portal.origin });
-    const approval = await fetch(result.auth_url as string, { redirect: 'manual' });
-    const q = Object.fromEntries(new URL(approval.headers.get('location') ?? '').searchParams);
-    await this.api(token, 'POST', '/integration/bitrix/oauth', { domain: portal.origin, code: q.code, state: q.state, server_domain: q.server_domain });
-    await this.api(token, 'POST', '/integration/bitrix/settings', settings);
+    await connectPortal(this.base, token, portal, settings);
     return token;
   }
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { Portal } from '../test/emulators/bitrix24/portal';
 
 /** Small helpers every benchmark uses. */
 
@@ -30,4 +31,50 @@ export function writeSection(name: string, section: string): void {
   const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nEach section is rewritten by the command it names.\n';
   const pattern = new RegExp(`<!-- bench:${name} -->[\\s\\S]*<!-- /bench:${name} -->`);
   writeFileSync(file, pattern.test(current) ? current.replace(pattern, () => section) : `${current.trimEnd()}\n\n${section}\n`);
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function waitHealthy(base: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error('the service did not become healthy within 60 s');
+    try {
+      if ((await fetch(`${base}/health`)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+}
+
+export async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** One request to the service's API; anything but a success throws. */
+export async function apiCall(base: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; result: Record<string, unknown> }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await res.json()) as { result: Record<string, unknown> };
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return { status: res.status, result: json.result };
+}
+
+/** Connects the token's company to `portal` the way the SPA does it (OAuth approval by the portal's admin), then saves these settings. */
+export async function connectPortal(base: string, token: string, portal: Portal, settings: Record<string, unknown>): Promise<void> {
+  const { result } = await apiCall(base, token, 'POST', '/integration/bitrix/oauth/credentials', { domain: portal.origin });
+  const approval = await fetch(result.auth_url as string, { redirect: 'manual' });
+  const q = Object.fromEntries(new URL(approval.headers.get('location') ?? '').searchParams);
+  await apiCall(base, token, 'POST', '/integration/bitrix/oauth', { domain: portal.origin, code: q.code, state: q.state, server_domain: q.server_domain });
+  await apiCall(base, token, 'POST', '/integration/bitrix/settings', settings);
 }
