@@ -15,6 +15,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { BitrixApiError, invalidClientError } from './bitrix-api.error';
 import type { BatchResponse, RestFailure, RestSuccess, TokenResponse } from './bitrix-api.types';
 import { BitrixIntegration } from './bitrix-integration.entity';
+import { CompanyViewService } from './company-view.service';
 import { BitrixRateLimiter, type Lane } from './bitrix-rate-limiter';
 
 const REST_TIMEOUT_MS = 20_000;
@@ -160,6 +161,7 @@ export class BitrixApiService {
     private readonly dataSource: DataSource,
     private readonly limiter: BitrixRateLimiter,
     @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
+    private readonly view: CompanyViewService,
     config: ConfigService<Config, true>,
     metrics: MetricsService,
   ) {
@@ -546,6 +548,7 @@ export class BitrixApiService {
       if (err instanceof BitrixApiError && err.bitrixError === 'invalid_grant') {
         const reauth = { status: 'reauth_required' as const, accessToken: null, refreshToken: null, accessExpiresAt: null, lastError: 'Bitrix24 refused the refresh token (invalid_grant): reconnect the portal.' };
         await this.integrations.update(mine, { ...reauth, ...release });
+        this.view.invalidate(row.companyId);
         this.logger.warn({ memberId: row.memberId }, 'Bitrix24 refresh token refused: the portal needs re-authorisation');
         return Object.assign(row, reauth);
       }

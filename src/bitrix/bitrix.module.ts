@@ -9,6 +9,8 @@ import { CallSyncService } from './calls/call-sync.service';
 import { CallsController } from './calls/calls.controller';
 import { CallsService } from './calls/calls.service';
 import { CheckService } from './calls/check.service';
+import { CompanyChangesListener } from './company-changes.listener';
+import { CompanyViewService } from './company-view.service';
 import { RecordingFetcher } from '../pbx/recording-fetcher';
 import { ResponsibleService } from '../pbx/smart-redirect/responsible.service';
 import { IntegrationService } from './oauth/integration.service';
@@ -45,9 +47,11 @@ import { UsersController } from './users/users.controller';
     CallbackAuthService,
     OriginateService,
     BitrixEventsService,
+    CompanyViewService,
+    CompanyChangesListener,
     // The responsible-operator lookup serves both Smart Redirect (its module's routes) and callbacks here.
     ResponsibleService,
   ],
-  exports: [BitrixApiService, IntegrationService, CallSyncService, ResponsibleService],
+  exports: [BitrixApiService, IntegrationService, CallSyncService, ResponsibleService, CompanyViewService],
 })
 export class BitrixModule {}

@@ -13,11 +13,19 @@ import { Accounts1764640000000 } from './migrations/1764640000000-accounts';
 import { BitrixConnection1764650000000 } from './migrations/1764650000000-bitrix-connection';
 import { Originates1764660000000 } from './migrations/1764660000000-originates';
 import { CallSync1764700000000 } from './migrations/1764700000000-call-sync';
+import { CompanyChanges1764710000000 } from './migrations/1764710000000-company-changes';
 import { CallSyncScheduling1765100000000 } from './migrations/1765100000000-call-sync-scheduling';
 
 /** Every entity and migration, listed explicitly (TypeORM globs break under bundling and Jest). */
 const ENTITIES = [Company, User, PersonalAccessToken, BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Originate, Call];
-const MIGRATIONS = [Accounts1764640000000, BitrixConnection1764650000000, Originates1764660000000, CallSync1764700000000, CallSyncScheduling1765100000000];
+const MIGRATIONS = [
+  Accounts1764640000000,
+  BitrixConnection1764650000000,
+  Originates1764660000000,
+  CallSync1764700000000,
+  CompanyChanges1764710000000,
+  CallSyncScheduling1765100000000,
+];
 
 /** The one set of TypeORM options, shared by the app, the CLI data source and the tests. */
 export function dataSourceOptions(url: string): DataSourceOptions {

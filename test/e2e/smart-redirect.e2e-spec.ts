@@ -9,6 +9,8 @@ const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const DEADLINE_MS = 1000;
 const NOBODY = { sip_phone: null, bitrix_user_id: null, crm_entity_type: null, crm_entity_id: null };
+/** The tables whose triggers announce changes to every instance's company view (LISTEN/NOTIFY). */
+const ANNOUNCED = ['bitrix_settings', 'bitrix_integrations', 'bitrix_bindings'];
 
 /** SPEC §8 over HTTP: the responsible lookup against the emulator's CRM, its deadline, cache and single flight. */
 describe('Smart Redirect', () => {
@@ -20,6 +22,9 @@ describe('Smart Redirect', () => {
   let admin: { token: string; companyId: number };
   let key: string;
   const ids: Record<string, number> = {};
+  const announcements = async (on: boolean) => {
+    for (const table of ANNOUNCED) await t.app.get(DataSource).query(`ALTER TABLE ${table} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER USER`);
+  };
 
   const addContact = (name: string, phone: string, owner: number, type: 'CONTACT' | 'LEAD' | 'COMPANY' = 'CONTACT') =>
     (ids[name] = Number(portal.crm.add(type, { NAME: name, TITLE: name, PHONE: [{ VALUE: phone, VALUE_TYPE: 'WORK' }], ASSIGNED_BY_ID: owner }, 1).ID));
@@ -59,6 +64,9 @@ describe('Smart Redirect', () => {
     otherPortal = await emu.addPortal({ users: [{ ID: 1, ADMIN: true, UF_PHONE_INNER: '201' }] });
     otherPortal.crm.add('CONTACT', { NAME: 'Known', PHONE: [{ VALUE: '+998901111111' }], ASSIGNED_BY_ID: 1 }, 1);
     t = await createTestApp({ env: { ...bitrixEnv(emu, [portal, otherPortal]), BITRIX_RATE_LIMIT: '50/500', SMART_REDIRECT_TIMEOUT_MS: String(DEADLINE_MS) } });
+    // Until the two-instance cases, nothing announces changes: whatever this instance writes must
+    // reach its company view through its own invalidation, at once ("the next lookup uses it").
+    await announcements(false);
     admin = await t.login('admin');
     expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
     const saved = await t
@@ -139,6 +147,21 @@ describe('Smart Redirect', () => {
       expect(lookupsOf(portal)).toBe(before);
     });
 
+    it('uses a saved change at once: smart_redirect off, a binding removed, then restored', async () => {
+      const save = (body: object) => t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send(body).expect(200);
+      const bindings = [{ sip_phone: '101', bitrix_user_id: 1 }, { sip_phone: '102', bitrix_user_id: 2 }, { sip_phone: '103', bitrix_user_id: 3 }, { sip_phone: '104', bitrix_user_id: 4 }];
+      await redirect('+998901111111').expect(200, '{"extension":"102"}');
+      await save({ smart_redirect: false });
+      await redirect('+998901111111').expect(200, '{}');
+      await save({ smart_redirect: true, bindings: bindings.filter((b) => b.bitrix_user_id !== 2) });
+      await redirect('+998901111111').expect(200, '{}');
+      expect((await responsible('+998901111111').expect(200)).body.result).toMatchObject({ sip_phone: null, bitrix_user_id: 2 });
+      await save({ bindings: bindings.map((b) => (b.bitrix_user_id === 2 ? { ...b, sip_phone: '222' } : b)) });
+      await redirect('+998901111111').expect(200, '{"extension":"222"}');
+      await save({ bindings });
+      await redirect('+998901111111').expect(200, '{"extension":"102"}');
+    });
+
     it('answers nobody by the deadline while Bitrix24 is slow, then from the cache once the lookup finished', async () => {
       addContact('slow', '+998904444444', 1);
       portal.faults.delayMs = DEADLINE_MS * 4;
@@ -215,7 +238,8 @@ describe('Smart Redirect', () => {
       const db = t.app.get(DataSource);
       await db.query('ALTER TABLE bitrix_settings RENAME TO bitrix_settings_away');
       try {
-        await redirect('+998901111111').expect(500, '{}');
+        // A key the company view does not hold, so the request reads the database (a known one is answered from the view).
+        await redirect('+998901111111', 'B'.repeat(32)).expect(500, '{}');
       } finally {
         await db.query('ALTER TABLE bitrix_settings_away RENAME TO bitrix_settings');
       }
@@ -261,11 +285,24 @@ describe('Smart Redirect', () => {
       expect(otherPortal.stats.requests).toBe(before);
     });
 
-    it('answers {} and sip_phone null while re-authorisation is needed', async () => {
+    it('answers {} and sip_phone null at once when a refresh is refused (re-authorisation needed)', async () => {
       expect((await connectPortal(t, other.token, otherPortal)).res.status).toBe(200);
       await redirect('+998901111111', otherKey).expect(200, '{"extension":"201"}');
-      // What invalid_grant on a refresh leaves behind (covered over the wire in bitrix-api.e2e-spec).
-      await t.app.get(DataSource).query(`UPDATE bitrix_integrations SET status = 'reauth_required', access_token = NULL, refresh_token = NULL WHERE company_id = $1`, [other.companyId]);
+      // The app is revoked: the next Bitrix24 request's refresh is refused (invalid_grant).
+      otherPortal.revokeApp();
+      await t.http().get('/integration/bitrix/bitrix-users').set(auth(other.token)).expect(409);
+      await redirect('+998901111111', otherKey).expect(200, '{}');
+      expect((await responsible('+998901111111', other.token).expect(200)).body.result).toEqual(NOBODY);
+    });
+
+    it('answers {} at once after ONAPPUNINSTALL', async () => {
+      otherPortal.reinstallApp();
+      expect((await connectPortal(t, other.token, otherPortal)).res.status).toBe(200);
+      await redirect('+998901111111', otherKey).expect(200, '{"extension":"201"}');
+      // Bitrix24 delivers ONAPPUNINSTALL to the bound handler: point it at this app.
+      const { port } = t.app.getHttpServer().address() as { port: number };
+      for (const binding of otherPortal.eventBindings) binding.handler = binding.handler.replace('https://bitrix.utel.example', `http://127.0.0.1:${port}`);
+      expect((await otherPortal.uninstallApp()).map((d) => d.status)).toEqual([200]);
       await redirect('+998901111111', otherKey).expect(200, '{}');
       expect((await responsible('+998901111111', other.token).expect(200)).body.result).toEqual(NOBODY);
     });
@@ -276,6 +313,72 @@ describe('Smart Redirect', () => {
       const settings = await t.http().get('/integration/bitrix/settings').set(auth(fresh.token)).expect(200);
       const freshKey = new URL(settings.body.result.smart_redirect_url as string).pathname.split('/').pop()!;
       await redirect('+998901111111', freshKey).expect(200, '{}');
+    });
+  });
+
+  /** Service replicas share one database (SPEC): a change committed through one is answered by the others within moments. */
+  describe('two instances on one database', () => {
+    let b: TestApp;
+    const onB = (phone: string) => b.http().get(`/pbx/smart-redirect/${key}`).query({ phone });
+    /** Polls an instance (B by default) until it answers `expected` (a notification takes a moment to arrive); the last answer otherwise. */
+    const answers = async (expected: string, app = b) => {
+      let text = '';
+      for (let i = 0; i < 40 && text !== expected; i++) {
+        if (i) await sleep(50);
+        text = (await app.http().get(`/pbx/smart-redirect/${key}`).query({ phone: '+998901111111' }).expect(200)).text;
+      }
+      return text;
+    };
+    const save = (body: object) => t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send(body).expect(200);
+    const bindings = [{ sip_phone: '101', bitrix_user_id: 1 }, { sip_phone: '102', bitrix_user_id: 2 }, { sip_phone: '103', bitrix_user_id: 3 }, { sip_phone: '104', bitrix_user_id: 4 }];
+    const listeners = () =>
+      t.app.get(DataSource).query<{ pid: number }[]>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN bitrix_company_changed'`);
+
+    beforeAll(async () => {
+      await announcements(true);
+      b = await createTestApp({ env: { ...bitrixEnv(emu, [portal, otherPortal]), BITRIX_RATE_LIMIT: '50/500', SMART_REDIRECT_TIMEOUT_MS: String(DEADLINE_MS) }, databaseUrl: t.databaseUrl });
+    });
+    afterAll(() => b.close());
+
+    it('answers a binding change, smart_redirect off and a disconnect saved through the other instance', async () => {
+      // B holds the current facts first.
+      await onB('+998901111111').expect(200, '{"extension":"102"}');
+      await onB('+998901111111').expect(200, '{"extension":"102"}');
+
+      await save({ bindings: bindings.map((x) => (x.bitrix_user_id === 2 ? { ...x, sip_phone: '222' } : x)) });
+      expect(await answers('{"extension":"222"}')).toBe('{"extension":"222"}');
+      await save({ smart_redirect: false });
+      expect(await answers('{}')).toBe('{}');
+      await save({ smart_redirect: true, bindings });
+      expect(await answers('{"extension":"102"}')).toBe('{"extension":"102"}');
+
+      await t.http().delete('/integration/bitrix/disconnect').set(auth(admin.token)).expect(200);
+      expect(await answers('{}')).toBe('{}');
+      expect((await responsible('+998901111111').expect(200)).body.result).toEqual(NOBODY);
+      expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
+      expect(await answers('{"extension":"102"}')).toBe('{"extension":"102"}');
+    });
+
+    it('answers a change written to the database directly, and one made while its listener was cut off', async () => {
+      const db = t.app.get(DataSource);
+      await db.query(`UPDATE bitrix_bindings SET sip_phone = '333' WHERE company_id = $1 AND bitrix_user_id = 2`, [admin.companyId]);
+      expect(await answers('{"extension":"333"}')).toBe('{"extension":"333"}');
+
+      // Both instances lose their LISTEN connection; the change below may never be announced to them.
+      expect(await listeners()).toHaveLength(2);
+      await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN bitrix_company_changed'`);
+      await db.query(`UPDATE bitrix_bindings SET sip_phone = '102' WHERE company_id = $1 AND bitrix_user_id = 2`, [admin.companyId]);
+      expect(await answers('{"extension":"102"}')).toBe('{"extension":"102"}');
+      expect(await answers('{"extension":"102"}', t)).toBe('{"extension":"102"}');
+
+      // Both listen again, and announcements reach them again.
+      for (let i = 0; i < 100 && (await listeners()).length < 2; i++) await sleep(50);
+      expect(await listeners()).toHaveLength(2);
+      await onB('+998901111111').expect(200, '{"extension":"102"}');
+      await db.query(`UPDATE bitrix_settings SET smart_redirect = false WHERE company_id = $1`, [admin.companyId]);
+      expect(await answers('{}')).toBe('{}');
+      await db.query(`UPDATE bitrix_settings SET smart_redirect = true WHERE company_id = $1`, [admin.companyId]);
+      expect(await answers('{"extension":"102"}')).toBe('{"extension":"102"}');
     });
   });
 });

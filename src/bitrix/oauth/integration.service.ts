@@ -11,6 +11,7 @@ import { BitrixApiError, invalidClientError } from '../bitrix-api.error';
 import { BitrixApiService } from '../bitrix-api.service';
 import type { BitrixProfile, TokenResponse } from '../bitrix-api.types';
 import { BitrixIntegration } from '../bitrix-integration.entity';
+import { CompanyViewService } from '../company-view.service';
 import { BOUND_EVENTS, handlerUrl, isOurHandler, type BoundEvent } from '../event-handlers';
 import { normalizePortalDomain } from '../portal-domain';
 import type { ConnectDto, IntegrationInfoDto } from './dto/oauth.dto';
@@ -46,6 +47,7 @@ export class IntegrationService {
     private readonly api: BitrixApiService,
     private readonly secrets: SecretBox,
     private readonly dataSource: DataSource,
+    private readonly view: CompanyViewService,
     config: ConfigService<Config, true>,
   ) {
     this.bitrix = config.get('bitrix', { infer: true });
@@ -99,6 +101,7 @@ export class IntegrationService {
     await this.refuseOtherCompanysPortal(principal.companyId, tokens.member_id);
     const ownerId = await this.requireAdminApproval(origin, tokens);
     const { integration, previous } = await this.store(principal.companyId, origin, oauthServer, tokens, ownerId);
+    this.view.invalidate(principal.companyId);
     // Before afterConnect binds the new portal's events (see leavePortal).
     if (previous) await this.leavePortal(previous);
     await this.afterConnect(integration);
@@ -128,6 +131,7 @@ export class IntegrationService {
         { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: null },
       );
     });
+    this.view.invalidate(companyId);
     return toInfo(null);
   }
 
@@ -158,7 +162,10 @@ export class IntegrationService {
 
   private async secretsUnreadable(integration: BitrixIntegration): Promise<void> {
     const { affected } = await this.integrations.update({ id: integration.id, status: 'connected' }, { status: 'reauth_required', lastError: SECRETS_UNREADABLE });
-    if (affected) this.logger.error({ companyId: integration.companyId, memberId: integration.memberId }, SECRETS_UNREADABLE);
+    if (affected) {
+      this.view.invalidate(integration.companyId);
+      this.logger.error({ companyId: integration.companyId, memberId: integration.memberId }, SECRETS_UNREADABLE);
+    }
     Object.assign(integration, { status: 'reauth_required', lastError: SECRETS_UNREADABLE });
   }
 

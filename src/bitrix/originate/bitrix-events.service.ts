@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { BitrixIntegration } from '../bitrix-integration.entity';
+import { CompanyViewService } from '../company-view.service';
 import type { CallbackCaller } from './callback-auth.service';
 import type { EventBodyDto, EventResultDto } from './dto/originate.dto';
 import { CallSyncService } from '../calls/call-sync.service';
@@ -16,6 +17,7 @@ export class BitrixEventsService {
     @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
     private readonly originates: OriginateService,
     private readonly sync: CallSyncService,
+    private readonly view: CompanyViewService,
   ) {}
 
   async handle(caller: CallbackCaller, body: EventBodyDto): Promise<EventResultDto> {
@@ -38,6 +40,7 @@ export class BitrixEventsService {
       { id: integration.id },
       { status: 'disconnected', accessToken: null, refreshToken: null, accessExpiresAt: null, applicationToken: null, connectedAt: null, lastError: 'The application was uninstalled from the Bitrix24 portal.' },
     );
+    this.view.invalidate(integration.companyId);
     await this.sync.holdForPortal(integration.companyId, integration.memberId);
     this.logger.log({ memberId: integration.memberId }, 'The application was uninstalled from the portal: integration disconnected');
   }

@@ -7,6 +7,7 @@ import { randomSecret, SecretBox, SecretUnreadable, sha256Hex } from '../../comm
 import type { Config } from '../../config/config';
 import { BitrixApiService } from '../bitrix-api.service';
 import type { BitrixIntegration } from '../bitrix-integration.entity';
+import { CompanyViewService } from '../company-view.service';
 import { IntegrationService } from '../oauth/integration.service';
 import { BitrixUsersService, type Employee } from '../users/bitrix-users.service';
 import { Binding } from './binding.entity';
@@ -40,6 +41,7 @@ export class SettingsService {
     private readonly api: BitrixApiService,
     private readonly secrets: SecretBox,
     private readonly dataSource: DataSource,
+    private readonly view: CompanyViewService,
     config: ConfigService<Config, true>,
   ) {
     this.publicUrl = config.get('app', { infer: true }).publicUrl;
@@ -84,6 +86,8 @@ export class SettingsService {
         }
       }
     });
+    // Committed: the next Smart Redirect answer uses the new flag and bindings.
+    this.view.invalidate(companyId);
     return this.get(companyId, employees ?? undefined);
   }
 
@@ -162,6 +166,7 @@ export class SettingsService {
       .values({ companyId, ...DEFAULTS, smartRedirectKey: this.secrets.encrypt(key), smartRedirectKeyHash: sha256Hex(key) })
       .orIgnore()
       .execute();
+    this.view.invalidate(companyId);
     return this.settings.findOneByOrFail({ companyId });
   }
 
@@ -187,6 +192,8 @@ export class SettingsService {
     }
     // Only over the ciphertext read, so concurrent readers agree on one key.
     const { affected } = await this.settings.update({ companyId: row.companyId, smartRedirectKey: sealed }, { smartRedirectKey: this.secrets.encrypt(key), smartRedirectKeyHash: hash });
+    // A re-issued key: the old URL stops working at once.
+    if (affected && hash !== row.smartRedirectKeyHash) this.view.invalidate(row.companyId);
     if (affected) return key;
     return this.secrets.decrypt((await this.settings.findOneByOrFail({ companyId: row.companyId })).smartRedirectKey);
   }

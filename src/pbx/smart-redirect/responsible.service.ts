@@ -1,12 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
 import { LRUCache } from 'lru-cache';
 import { Counter } from 'prom-client';
-import { Repository } from 'typeorm';
 import { BitrixApiService } from '../../bitrix/bitrix-api.service';
-import { BitrixIntegration } from '../../bitrix/bitrix-integration.entity';
-import { Binding } from '../../bitrix/settings/binding.entity';
+import { CompanyViewService } from '../../bitrix/company-view.service';
+import { IntegrationService } from '../../bitrix/oauth/integration.service';
 import type { Config } from '../../config/config';
 import { MetricsService } from '../../metrics/metrics.service';
 import { normalizePhone, type PhoneNumber } from '../phone-number';
@@ -26,7 +24,8 @@ export const NOBODY: Responsible = Object.freeze({ sip_phone: null, bitrix_user_
 type CrmAnswer = { owners: CrmOwner[] } | { failed: true };
 
 interface LookupContext {
-  integration: BitrixIntegration;
+  companyId: number;
+  memberId: string;
   phone: PhoneNumber;
 }
 
@@ -47,7 +46,9 @@ type Outcome = 'cached' | 'looked_up' | 'timeout' | 'failed' | 'not_connected' |
  * number, its responsible, and that employee's bound extension. The PBX waits only so long, so
  * the answer is given by `SMART_REDIRECT_TIMEOUT_MS` whatever Bitrix24 does: past it, "nobody"
  * at once while the lookup finishes into the cache for the next call. One lookup runs per
- * company, portal and number at a time; bindings are read fresh on every answer. Never throws.
+ * company, portal and number at a time. The company's connection and bindings come from
+ * CompanyViewService, which sees every committed change, so a cached answer needs no database
+ * round trip and still uses the bindings saved a moment ago. Never throws.
  */
 @Injectable()
 export class ResponsibleService {
@@ -66,8 +67,8 @@ export class ResponsibleService {
 
   constructor(
     private readonly api: BitrixApiService,
-    @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
-    @InjectRepository(Binding) private readonly bindings: Repository<Binding>,
+    private readonly integrations: IntegrationService,
+    private readonly view: CompanyViewService,
     config: ConfigService<Config, true>,
     metrics: MetricsService,
   ) {
@@ -100,15 +101,14 @@ export class ResponsibleService {
     try {
       const phone = normalizePhone(rawPhone, this.country);
       if (!phone) return { responsible: NOBODY, outcome: 'not_a_number' };
-      // Both in one round trip: bindings are read fresh for every answer, cached or not.
-      const [integration, bindings] = await Promise.all([this.integrations.findOneBy({ companyId }), this.bindings.findBy({ companyId })]);
+      const { integration, extensions } = await this.view.company(companyId);
       if (integration?.status !== 'connected') return { responsible: NOBODY, outcome: 'not_connected' };
-      portal.memberId = integration.memberId;
-      const key = `${companyId}:${integration.memberId}:${phone.e164}`;
+      const memberId = (portal.memberId = integration.memberId);
+      const key = `${companyId}:${memberId}:${phone.e164}`;
       const cached = this.cache.get(key);
-      const answer = cached ?? (await this.cache.fetch(key, { context: { integration, phone } }));
-      if (!answer || 'failed' in answer) return { responsible: NOBODY, outcome: 'failed' };
-      const extensions = new Map(bindings.map((b) => [b.bitrixUserId, b.sipPhone]));
+      const answer = cached ?? (await this.cache.fetch(key, { context: { companyId, memberId, phone } }));
+      if (!answer) return { responsible: NOBODY, outcome: 'not_connected' };
+      if ('failed' in answer) return { responsible: NOBODY, outcome: 'failed' };
       return { responsible: operatorFor(answer.owners, extensions), outcome: cached ? 'cached' : 'looked_up' };
     } catch (err) {
       this.logger.warn({ companyId, memberId: portal.memberId, err: (err as Error).message }, 'Responsible lookup failed; answering nobody');
@@ -129,15 +129,21 @@ export class ResponsibleService {
     }
   }
 
-  /** The cache's fetch method: asks Bitrix24 once and sets the entry's lifetime by what it learnt. */
-  private async askCrm({ integration, phone }: LookupContext, options: { ttl?: number }): Promise<CrmAnswer> {
+  /**
+   * The cache's fetch method: asks Bitrix24 once and sets the entry's lifetime by what it learnt.
+   * The integration (tokens, domain) is read here, only when Bitrix24 is asked; undefined (nothing
+   * cached) when the portal was disconnected or switched since the view was read.
+   */
+  private async askCrm({ companyId, memberId, phone }: LookupContext, options: { ttl?: number }): Promise<CrmAnswer | undefined> {
     try {
+      const integration = await this.integrations.find(companyId);
+      if (integration?.status !== 'connected' || integration.memberId !== memberId) return undefined;
       const owners = ownersFrom(await this.api.batch(integration, ownerLookupCommands(phone)));
       options.ttl = owners.length ? FOUND_TTL_MS : NOT_FOUND_TTL_MS;
       return { owners };
     } catch (err) {
       options.ttl = FAILED_TTL_MS;
-      this.logger.warn({ companyId: integration.companyId, memberId: integration.memberId, err: (err as Error).message }, 'Bitrix24 CRM lookup by phone failed');
+      this.logger.warn({ companyId, memberId, err: (err as Error).message }, 'Bitrix24 CRM lookup by phone failed');
       return { failed: true };
     }
   }
@@ -149,7 +155,7 @@ export class ResponsibleService {
  * to route to: `sip_phone` stays null and the PBX routes as usual (SPEC §8 maps through the
  * bindings only; `default_bitrix_user_id` is for call registration and callbacks, not routing).
  */
-function operatorFor(owners: CrmOwner[], extensions: Map<number, string>): Responsible {
+function operatorFor(owners: CrmOwner[], extensions: ReadonlyMap<number, string>): Responsible {
   if (!owners.length) return NOBODY;
   const rank = (o: CrmOwner) => (extensions.has(o.bitrixUserId) ? 2 : 0) + (o.working ? 1 : 0);
   const best = owners.reduce((a, b) => (rank(b) > rank(a) ? b : a));

@@ -1,7 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
-import { BitrixSettings } from '../../bitrix/settings/bitrix-settings.entity';
+import { CompanyViewService } from '../../bitrix/company-view.service';
 import { AppError } from '../../common/app-error';
 import { sha256Hex } from '../../common/secret-box';
 import { PHONE_FORMAT, PHONE_MAX_LENGTH } from './dto/responsible.dto';
@@ -17,7 +15,7 @@ const KEY_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
 @Injectable()
 export class SmartRedirectService {
   constructor(
-    @InjectRepository(BitrixSettings) private readonly settings: Repository<BitrixSettings>,
+    private readonly view: CompanyViewService,
     private readonly responsible: ResponsibleService,
   ) {}
 
@@ -25,9 +23,7 @@ export class SmartRedirectService {
     // The PBX's wait starts now: finding the company by its key counts against the deadline.
     const startedAt = Date.now();
     // Looked up by hash, so the comparison leaks nothing about stored keys.
-    const company = KEY_FORMAT.test(key)
-      ? await this.settings.findOne({ where: { smartRedirectKeyHash: sha256Hex(key) }, select: { companyId: true, smartRedirect: true } })
-      : null;
+    const company = KEY_FORMAT.test(key) ? await this.view.byKey(sha256Hex(key)) : null;
     if (!company) throw new AppError('NOT_FOUND', 'Unknown Smart Redirect key.');
     if (typeof phone !== 'string' || phone.length > PHONE_MAX_LENGTH || !PHONE_FORMAT.test(phone)) {
       throw AppError.validation('phone', 'phone must be a phone number.');
