@@ -3,9 +3,31 @@ import { ConfigService } from '@nestjs/config';
 import { DataSource } from 'typeorm';
 import type { Config } from '../config/config';
 import type { RateLimit } from '../config/bitrix.config';
+import { pgPool, prepared, run } from '../database/prepared';
 
 const STANDARD: RateLimit = { rate: 2, burst: 50 };
 const ENTERPRISE: RateLimit = { rate: 5, burst: 250 };
+
+/** Takes one slot if the level after draining stays within the lane's cap ($1 member_id, $2 rate, $3 cap); a row when taken. */
+const ACQUIRE = prepared(
+  'rate_limit_acquire',
+  `WITH now AS (SELECT clock_timestamp() AS t)
+   INSERT INTO bitrix_rate_buckets AS b (member_id, level, updated_at)
+   VALUES ($1, 1, (SELECT t FROM now))
+   ON CONFLICT (member_id) DO UPDATE
+     SET level = GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1,
+         updated_at = (SELECT t FROM now)
+     WHERE GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1 <= $3
+       AND (b.blocked_until IS NULL OR b.blocked_until <= (SELECT t FROM now))
+   RETURNING b.level`,
+);
+const LEVEL = prepared(
+  'rate_limit_level',
+  `SELECT GREATEST(0, level - $2 * EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) AS level,
+          GREATEST(0, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())) AS blocked
+     FROM bitrix_rate_buckets WHERE member_id = $1`,
+);
+const PAUSED_METHODS = prepared('rate_limit_paused_methods', `SELECT method, until FROM bitrix_method_pauses WHERE member_id = $1 AND until > clock_timestamp()`);
 
 /** Who is asking: a ringing card or a person waiting on an endpoint, or background sync work. */
 export type Lane = 'priority' | 'background';
@@ -47,30 +69,14 @@ export class BitrixRateLimiter {
   /** Takes a slot if the lane has room now: 0. Otherwise nothing is taken and the answer is how long to wait (ms). */
   async tryAcquire(memberId: string, limit: RateLimit, lane: Lane): Promise<number> {
     const cap = BitrixRateLimiter.caps(limit)[lane];
-    const taken: unknown[] = await this.dataSource.query(
-      `WITH now AS (SELECT clock_timestamp() AS t)
-       INSERT INTO bitrix_rate_buckets AS b (member_id, level, updated_at)
-       VALUES ($1, 1, (SELECT t FROM now))
-       ON CONFLICT (member_id) DO UPDATE
-         SET level = GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1,
-             updated_at = (SELECT t FROM now)
-         WHERE GREATEST(0, b.level - $2 * EXTRACT(EPOCH FROM (SELECT t FROM now) - b.updated_at)) + 1 <= $3
-           AND (b.blocked_until IS NULL OR b.blocked_until <= (SELECT t FROM now))
-       RETURNING b.level`,
-      [memberId, limit.rate, cap],
-    );
+    const taken = await run(pgPool(this.dataSource), ACQUIRE, [memberId, limit.rate, cap]);
     if (taken.length) return 0;
     return Math.max(10, (await this.waits(memberId, limit))[lane] + 5);
   }
 
   /** How long each lane must wait for room (ms, 0: room now), without taking anything: a worker looks before it prepares a batch. */
   async waits(memberId: string, limit: RateLimit): Promise<Record<Lane, number>> {
-    const [row] = await this.dataSource.query<{ level: number; blocked: number | null }[]>(
-      `SELECT GREATEST(0, level - $2 * EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) AS level,
-              GREATEST(0, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())) AS blocked
-         FROM bitrix_rate_buckets WHERE member_id = $1`,
-      [memberId, limit.rate],
-    );
+    const [row] = await run<{ level: number; blocked: number | null }>(pgPool(this.dataSource), LEVEL, [memberId, limit.rate]);
     if (!row) return { priority: 0, background: 0 };
     const caps = BitrixRateLimiter.caps(limit);
     const wait = (lane: Lane) => Math.ceil(Math.max(Math.max(0, (Number(row.level) + 1 - caps[lane]) / limit.rate), Number(row.blocked ?? 0)) * 1000);
@@ -89,10 +95,7 @@ export class BitrixRateLimiter {
 
   /** Methods of the portal still paused by OPERATION_TIME_LIMIT, with the time (ms) each is paused until. */
   async pausedMethods(memberId: string): Promise<Map<string, number>> {
-    const rows = await this.dataSource.query<{ method: string; until: Date }[]>(
-      `SELECT method, until FROM bitrix_method_pauses WHERE member_id = $1 AND until > clock_timestamp()`,
-      [memberId],
-    );
+    const rows = await run<{ method: string; until: Date }>(pgPool(this.dataSource), PAUSED_METHODS, [memberId]);
     return new Map(rows.map((r) => [r.method, new Date(r.until).getTime()]));
   }
 

@@ -223,6 +223,45 @@ describe('call sync through failures', () => {
     }
   });
 
+  it('finishes a call whose end the PBX never reported, a day after it was first heard of', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, post } = await setUp();
+    const [abandoned, answeredAbandoned, recent] = [pbxCallId(), pbxCallId(), pbxCallId()];
+    try {
+      await post([
+        pbxEvent(abandoned, 'ringing', { sip_phones: ['101'] }),
+        pbxEvent(answeredAbandoned, 'ringing', { sip_phones: ['101'] }),
+        pbxEvent(answeredAbandoned, 'answered', { sip_phones: ['101'] }),
+        pbxEvent(recent, 'ringing', { sip_phones: ['101'] }),
+      ]);
+      const shown = (id: string) => until(() => portal.telephony.calls.find((c) => c.EXTERNAL_CALL_ID === id), (c) => c !== undefined && c.shownTo.length === 1);
+      await Promise.all([shown(abandoned), shown(answeredAbandoned), shown(recent)]);
+      // A day passes without their `ended`; an instance starting now looks for such calls at once.
+      await t.app.get(DataSource).query(`UPDATE calls SET created_at = now() - interval '25 hours' WHERE call_id = ANY($1)`, [[abandoned, answeredAbandoned]]);
+      const t2 = await createTestApp({ env: bitrixEnv(emu, [portal]), databaseUrl: t.databaseUrl });
+      try {
+        for (const [id, code] of [
+          [abandoned, '503'],
+          [answeredAbandoned, '200'],
+        ]) {
+          const row = await settled(t2, id);
+          expect(row).toMatchObject({ sync_state: 'synced', status: code === '200' ? 'answered' : 'failed' });
+          expect(String(row.last_error)).toContain('never reported the end');
+          const [registered] = portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === id);
+          expect(registered.shownTo).toEqual([]);
+          expect(portal.telephony.statistics.filter((st) => st.CALL_ID === registered.CALL_ID).map((st) => st.CALL_FAILED_CODE)).toEqual([code]);
+        }
+        mirroredOnce(portal, [abandoned, answeredAbandoned]);
+        expect(await callRow(t2, recent)).toMatchObject({ status: 'ringing', ended_at: null });
+      } finally {
+        await t2.close();
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
   it('loses and duplicates nothing through a 20 s outage, lost connections and tokens expiring every 2 s', async () => {
     emu = new Bitrix24Emulator({ accessTokenTtlSec: 2 });
     await emu.start();

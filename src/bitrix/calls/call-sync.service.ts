@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
+import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { pgPool, prepared, run } from '../../database/prepared';
 import { MetricsService } from '../../metrics/metrics.service';
@@ -27,6 +28,14 @@ const ROUND_DEADLINE_MS = 120_000;
 const INLINE_RECORDING_BYTES = 1024 * 1024;
 const IDLE_POLL_MS = 25;
 const RESUME_SCAN_MS = 2_000;
+/**
+ * A call the PBX never reported the end of is finished by the service this long after the service
+ * first heard of it (the longest call the PBX can report lasts a day; counted on our clock, so
+ * events the PBX replays days late are not cut short), so that Bitrix24 does not keep it open and
+ * its cards shown forever.
+ */
+const ABANDONED_AFTER = '1 day 10 minutes';
+const ABANDONED_SCAN_MS = 60_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
 /** `next_attempt_at` of a call that waits for the PBX's next event. */
 const WAITING = 'infinity';
@@ -46,6 +55,52 @@ const MARK_DUE = prepared(
   'call_sync_mark_due',
   `WITH ${portalRowCte('$1')}
    UPDATE call_sync_portals SET due_at = ${DUE_WHEN} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${DUE_WHEN})`,
+);
+
+/** A portal's work for a round: every column of the call, as the entity names them ($1 company, $2 how many). */
+const CALL_FIELDS = `id, company_id AS "companyId", call_id AS "callId", direction, phone_number AS "phoneNumber", phone_raw AS "phoneRaw",
+  line_number AS "lineNumber", status, sync_state AS "syncState", first_sip_phone AS "firstSipPhone", rung, answered_by AS "answeredBy",
+  handled_by AS "handledBy", started_at AS "startedAt", start_offset_min AS "startOffsetMin", ringing_seen AS "ringingSeen",
+  answered_at AS "answeredAt", ended_at AS "endedAt", duration, recording_url AS "recordingUrl", bitrix_call_id AS "bitrixCallId",
+  click_to_call AS "clickToCall", member_id AS "memberId", register_user_id AS "registerUserId", crm_entity_type AS "crmEntityType",
+  crm_entity_id AS "crmEntityId", deal_id AS "dealId", shown_to AS "shownTo", sent_steps AS "sentSteps", done_steps AS "doneSteps",
+  task_id AS "taskId", task_responsible_id AS "taskResponsibleId", facts_version AS "factsVersion", attempts, last_error AS "lastError",
+  next_attempt_at AS "nextAttemptAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
+/** Live calls first (their cards wait), then the oldest. */
+const DUE_CALLS = prepared(
+  'call_sync_due_calls',
+  `SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at <= now()
+    ORDER BY (ended_at IS NULL) DESC, id LIMIT $2`,
+);
+/** The same, live calls only: background work has no room. */
+const DUE_LIVE_CALLS = prepared(
+  'call_sync_due_live_calls',
+  `SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at <= now() AND ended_at IS NULL ORDER BY id LIMIT $2`,
+);
+const NEXT_DUE = prepared('call_sync_next_due', `SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity'`);
+/** The company's settings (none saved: null columns) and bindings, in one round trip. */
+const CONTEXT = prepared(
+  'call_sync_context',
+  `SELECT s.show_card, s.crm_create, s.crm_source, s.pipeline_id, s.attach_records, s.missed_call_task, s.default_bitrix_user_id,
+          (SELECT coalesce(json_agg(json_build_array(b.sip_phone, b.bitrix_user_id)), '[]') FROM bitrix_bindings b WHERE b.company_id = $1) AS bindings
+     FROM (SELECT 1) one LEFT JOIN bitrix_settings s ON s.company_id = $1`,
+);
+const CLAIM = prepared(
+  'call_sync_claim',
+  `WITH due AS (
+     SELECT company_id FROM call_sync_portals
+      WHERE (lease_until IS NULL AND due_at <= clock_timestamp()) OR lease_until < clock_timestamp()
+      ORDER BY due_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED),
+   claimed AS (
+     UPDATE call_sync_portals p SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $3), due_at = NULL
+       FROM due WHERE p.company_id = due.company_id RETURNING p.company_id)
+   SELECT company_id FROM claimed`,
+);
+const RENEW = prepared('call_sync_renew', `UPDATE call_sync_portals SET lease_until = clock_timestamp() + make_interval(secs => $3) WHERE company_id = $1 AND lease_owner = $2`);
+const RELEASE = prepared(
+  'call_sync_release',
+  `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz), throttled_until = $4
+   WHERE company_id = $1 AND lease_owner = $2`,
 );
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -88,7 +143,7 @@ type Update = Partial<Pick<Call, Exclude<keyof typeof WORKER_COLUMNS, 'nextAttem
  * it. A call whose facts changed since the worker read it (a PBX event meanwhile) still takes the
  * update, but is due again at once and not `synced`: the worker decides on the new facts.
  */
-const SAVE = (() => {
+const SAVE = prepared('call_sync_save', (() => {
   const value = (key: string, type: string) =>
     type.endsWith('[]') ? `ARRAY(SELECT jsonb_array_elements_text(u.patch->'${key}'))::${type}` : `(u.patch->>'${key}')::${type}`;
   const changed = `u.seen IS NOT NULL AND c.facts_version <> u.seen`;
@@ -100,7 +155,7 @@ const SAVE = (() => {
   });
   return `UPDATE calls c SET ${sets.join(', ')}, updated_at = now()
     FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, seen int, patch jsonb) WHERE c.id = u.id`;
-})();
+})());
 
 /**
  * Mirrors PBX calls into Bitrix24 (SPEC §6). The calls table is a durable outbox: each portal is
@@ -119,6 +174,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   private readonly active = new Set<Promise<void>>();
   private wakeUp: (() => void) | null = null;
   private lastResumeScan = 0;
+  private lastAbandonedScan = 0;
   private readonly synced: Counter;
   private readonly failed: Counter;
 
@@ -142,6 +198,10 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
         for (const state of ['pending', 'synced', 'failed', 'paused']) this.set({ state }, Number(rows.find((r) => r.sync_state === state)?.n ?? 0));
       },
     });
+  }
+
+  private get pool(): Pool {
+    return pgPool(this.dataSource);
   }
 
   /**
@@ -217,6 +277,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     while (this.running) {
       try {
         if (Date.now() - this.lastResumeScan > RESUME_SCAN_MS) await this.resumeReconnected();
+        if (Date.now() - this.lastAbandonedScan > ABANDONED_SCAN_MS) await this.endAbandoned();
         const free = MAX_PORTALS - this.active.size;
         const claimed = free > 0 ? await this.claim(free) : [];
         for (const companyId of claimed) {
@@ -249,17 +310,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
 
   /** Portals with work due and no live lease, or whose holder's lease ran out (it died): `due_at` is consumed by the claim. */
   private async claim(limit: number): Promise<number[]> {
-    const rows = await this.dataSource.query<{ company_id: number }[]>(
-      `WITH due AS (
-         SELECT company_id FROM call_sync_portals
-          WHERE (lease_until IS NULL AND due_at <= clock_timestamp()) OR lease_until < clock_timestamp()
-          ORDER BY due_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED),
-       claimed AS (
-         UPDATE call_sync_portals p SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $3), due_at = NULL
-           FROM due WHERE p.company_id = due.company_id RETURNING p.company_id)
-       SELECT company_id FROM claimed`,
-      [this.instanceId, limit, LEASE_MS / 1000],
-    );
+    const rows = await run<{ company_id: number }>(this.pool, CLAIM, [this.instanceId, limit, LEASE_MS / 1000]);
     return rows.map((r) => r.company_id);
   }
 
@@ -268,11 +319,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    * stored meanwhile (`markDue`), noting until when background work cannot be sent.
    */
   private async release(companyId: number, due: Due): Promise<void> {
-    await this.dataSource.query(
-      `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz), throttled_until = $4
-       WHERE company_id = $1 AND lease_owner = $2`,
-      [companyId, this.instanceId, due.next, due.throttledUntil],
-    );
+    await run(this.pool, RELEASE, [companyId, this.instanceId, due.next, due.throttledUntil]);
   }
 
   /**
@@ -299,13 +346,31 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     );
   }
 
+  /**
+   * Calls whose `ended` never came are ended by the service: an answered call as answered (its
+   * duration unknown), any other as failed, with a note in `last_error` for the admin.
+   */
+  private async endAbandoned(): Promise<void> {
+    this.lastAbandonedScan = Date.now();
+    const rows = await this.dataSource.query<{ company_id: number }[]>(
+      `WITH ended AS (
+         UPDATE calls SET ended_at = now(), status = CASE WHEN status = 'answered' THEN 'answered' ELSE 'failed' END,
+           last_error = 'The PBX never reported the end of this call; the service finished it a day after it began.',
+           facts_version = facts_version + 1, next_attempt_at = now(), updated_at = now()
+         WHERE ended_at IS NULL AND created_at < now() - $1::interval AND sync_state IN ('pending', 'paused')
+         RETURNING company_id)
+       SELECT DISTINCT company_id FROM ended`,
+      [ABANDONED_AFTER],
+    );
+    for (const row of rows) await CallSyncService.markDue(this.dataSource, row.company_id, false);
+    if (rows.length) this.logger.warn({ companies: rows.map((r) => r.company_id) }, 'Finished calls the PBX never reported the end of');
+  }
+
   /** One round for one portal: at most one batch and one recording. */
   private async round(companyId: number): Promise<void> {
     let due: Due = { next: new Date(Date.now() + 5_000), throttledUntil: null };
     const renew = setInterval(() => {
-      this.dataSource
-        .query(`UPDATE call_sync_portals SET lease_until = clock_timestamp() + make_interval(secs => $3) WHERE company_id = $1 AND lease_owner = $2`, [companyId, this.instanceId, LEASE_MS / 1000])
-        .catch((err: unknown) => this.logger.warn({ err, companyId }, 'Could not renew a call-sync lease'));
+      run(this.pool, RENEW, [companyId, this.instanceId, LEASE_MS / 1000]).catch((err: unknown) => this.logger.warn({ err, companyId }, 'Could not renew a call-sync lease'));
     }, LEASE_RENEW_MS);
     try {
       due = await this.work(companyId, AbortSignal.timeout(ROUND_DEADLINE_MS));
@@ -334,15 +399,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
       return { next: until, throttledUntil: until };
     }
     const throttledUntil = waits.background > 0 ? new Date(Date.now() + waits.background) : null;
-    const calls = await this.dataSource
-      .getRepository(Call)
-      .createQueryBuilder('c')
-      .where(`c.company_id = :companyId AND c.sync_state = 'pending' AND c.next_attempt_at <= now()`, { companyId })
-      .andWhere(throttledUntil ? 'c.ended_at IS NULL' : 'true')
-      .orderBy('(c.ended_at IS NULL)', 'DESC')
-      .addOrderBy('c.id', 'ASC')
-      .limit(CALLS_PER_ROUND)
-      .getMany();
+    const calls = await run<Call>(this.pool, throttledUntil ? DUE_LIVE_CALLS : DUE_CALLS, [companyId, CALLS_PER_ROUND]);
     if (!calls.length) return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
 
     const ctx = await this.context(companyId, integration);
@@ -387,18 +444,21 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private async nextDue(companyId: number): Promise<Date | null> {
-    const [row] = await this.dataSource.query<{ next: Date | null }[]>(
-      `SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity'`,
-      [companyId],
-    );
+    const [row] = await run<{ next: Date | null }>(this.pool, NEXT_DUE, [companyId]);
     return row?.next ? new Date(row.next) : null;
   }
 
   private async context(companyId: number, integration: BitrixIntegration): Promise<SyncContext> {
-    const [settings] = await this.dataSource.query<
-      { show_card: SyncContext['showCard']; crm_create: SyncContext['crmCreate']; crm_source: string | null; pipeline_id: number | null; attach_records: boolean; missed_call_task: boolean; default_bitrix_user_id: number | null }[]
-    >(`SELECT show_card, crm_create, crm_source, pipeline_id, attach_records, missed_call_task, default_bitrix_user_id FROM bitrix_settings WHERE company_id = $1`, [companyId]);
-    const bindings = await this.dataSource.query<{ sip_phone: string; bitrix_user_id: number }[]>(`SELECT sip_phone, bitrix_user_id FROM bitrix_bindings WHERE company_id = $1`, [companyId]);
+    const [settings] = await run<{
+      show_card: SyncContext['showCard'] | null;
+      crm_create: SyncContext['crmCreate'] | null;
+      crm_source: string | null;
+      pipeline_id: number | null;
+      attach_records: boolean | null;
+      missed_call_task: boolean | null;
+      default_bitrix_user_id: number | null;
+      bindings: [string, number][];
+    }>(this.pool, CONTEXT, [companyId]);
     return {
       // The defaults of GET /settings for a company that never saved any.
       showCard: settings?.show_card ?? 'ringing',
@@ -409,7 +469,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
       missedCallTask: settings?.missed_call_task ?? false,
       defaultBitrixUserId: settings?.default_bitrix_user_id ?? null,
       ownerBitrixUserId: integration.ownerBitrixUserId,
-      bindings: new Map(bindings.map((b) => [b.sip_phone, b.bitrix_user_id])),
+      bindings: new Map(settings.bindings),
     };
   }
 
@@ -681,7 +741,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   private async save(updates: Map<string, Update>, read: Map<string, Call>): Promise<void> {
     if (!updates.size) return;
     const rows = [...updates].map(([id, patch]) => ({ id, seen: read.get(id)?.factsVersion ?? null, patch }));
-    await this.dataSource.query(SAVE, [JSON.stringify(rows)]);
+    await run(this.pool, SAVE, [JSON.stringify(rows)]);
   }
 }
 

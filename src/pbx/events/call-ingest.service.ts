@@ -43,6 +43,14 @@ const CALL_COLUMNS = `id, call_id AS "callId", direction, phone_number AS "phone
   bitrix_call_id AS "bitrixCallId", click_to_call AS "clickToCall", sync_state AS "syncState", attempts`;
 
 /**
+ * The calls of these ids, locked in the order given (sorted, like every lock here): one unique-index lookup each, whatever the planner
+ * believes about the table (a prepared statement keeps its plan; a plan made while a company's
+ * calls were few would otherwise scan all of them).
+ */
+const LOCKED_CALLS = (company: string, callIds: string) =>
+  `SELECT c.* FROM unnest(${callIds}::text[]) AS k(call_id), LATERAL (SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = ${company} AND call_id = k.call_id FOR UPDATE) c`;
+
+/**
  * Stores a request's events and creates its new calls, locking the calls that exist ($1 company,
  * $2 events, $3 new calls, $4 their call ids, $5/$6 the span in which an originate could match).
  */
@@ -62,8 +70,7 @@ const STORE = prepared(
       CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, CASE WHEN i.status = 'reauth_required' THEN i.member_id END, 0, now()
     FROM jsonb_to_recordset($3::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, ${FACT_COLUMNS}) LEFT JOIN integration i ON true
     ON CONFLICT (company_id, call_id) DO NOTHING RETURNING id, call_id, direction, phone_number AS "phoneNumber", sync_state AS "syncState"),
-  existing AS (
-    SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($4::text[]) ORDER BY id FOR UPDATE),
+  existing AS (${LOCKED_CALLS('$1', '$4')}),
   ${portalRowCte('$1')}
   SELECT (SELECT coalesce(array_agg(fingerprint), '{}') FROM fresh) AS fresh,
          (SELECT coalesce(json_agg(created), '[]') FROM created) AS created,
@@ -72,7 +79,7 @@ const STORE = prepared(
            AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
 );
 
-const LOCK_CALLS = prepared('ingest_lock_calls', `SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = $1 AND call_id = ANY($2::text[]) ORDER BY id FOR UPDATE`);
+const LOCK_CALLS = prepared('ingest_lock_calls', LOCKED_CALLS('$1', '$2'));
 
 /** The merged facts of the calls that changed. */
 const UPDATE_CALLS = prepared(
