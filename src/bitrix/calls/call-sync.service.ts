@@ -66,17 +66,23 @@ const CALL_FIELDS = `id, company_id AS "companyId", call_id AS "callId", directi
   crm_entity_id AS "crmEntityId", deal_id AS "dealId", shown_to AS "shownTo", sent_steps AS "sentSteps", done_steps AS "doneSteps",
   task_id AS "taskId", task_responsible_id AS "taskResponsibleId", facts_version AS "factsVersion", attempts, last_error AS "lastError",
   next_attempt_at AS "nextAttemptAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
-/** Live calls first (their cards wait), then the oldest. */
+/**
+ * Live calls first (their cards wait; ix_calls_live holds only them), then ended calls in the
+ * order they became due (ix_calls_work, read no further than needed): a backlog of thousands of
+ * finishes is never scanned or sorted whole.
+ */
+const LIVE_CALLS = `SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND ended_at IS NULL AND sync_state = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT $2`;
 const DUE_CALLS = prepared(
   'call_sync_due_calls',
-  `SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at <= now()
-    ORDER BY (ended_at IS NULL) DESC, id LIMIT $2`,
+  `SELECT * FROM (
+     SELECT 0 AS lane, live.* FROM (${LIVE_CALLS}) live
+     UNION ALL
+     SELECT 1, ended.* FROM (SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at <= now() AND ended_at IS NOT NULL
+       ORDER BY next_attempt_at LIMIT $2) ended) due
+   ORDER BY lane, CASE WHEN lane = 0 THEN id END, "nextAttemptAt", id LIMIT $2`,
 );
-/** The same, live calls only: background work has no room. */
-const DUE_LIVE_CALLS = prepared(
-  'call_sync_due_live_calls',
-  `SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at <= now() AND ended_at IS NULL ORDER BY id LIMIT $2`,
-);
+/** Live calls only: background work has no room. */
+const DUE_LIVE_CALLS = prepared('call_sync_due_live_calls', LIVE_CALLS);
 const NEXT_DUE = prepared('call_sync_next_due', `SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity'`);
 /** The company's settings (none saved: null columns) and bindings, in one round trip. */
 const CONTEXT = prepared(

@@ -11,8 +11,8 @@ export class CallSyncScheduling1765100000000 implements MigrationInterface {
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE call_sync_portals DROP COLUMN wake_seq, ADD COLUMN throttled_until timestamptz`);
-    // Calls still live, for finding the ones whose end the PBX never reported (few rows: the index stays small).
-    await q.query(`CREATE INDEX ix_calls_live ON calls (created_at) WHERE ended_at IS NULL`);
+    // Calls still live (few rows: the index stays small): a portal's ringing calls before its backlog, and calls whose end never came.
+    await q.query(`CREATE INDEX ix_calls_live ON calls (company_id, created_at) WHERE ended_at IS NULL`);
   }
 
   async down(q: QueryRunner): Promise<void> {
