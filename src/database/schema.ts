@@ -37,6 +37,9 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     migrationsRun: true,
     migrationsTransactionMode: 'each',
     synchronize: false,
-    extra: { max: 20, application_name: 'utel-bitrix24' },
+    // Hot statements are prepared once per connection (src/database/prepared.ts); each execution is
+    // still planned for the table as it is now. A generic plan cached while a table was nearly empty
+    // (a fresh install, a company's first minute) would keep scanning it whole once it has grown.
+    extra: { max: 20, application_name: 'utel-bitrix24', options: '-c plan_cache_mode=force_custom_plan' },
   };
 }

@@ -67,11 +67,13 @@ const CALL_FIELDS = `id, company_id AS "companyId", call_id AS "callId", directi
   task_id AS "taskId", task_responsible_id AS "taskResponsibleId", facts_version AS "factsVersion", attempts, last_error AS "lastError",
   next_attempt_at AS "nextAttemptAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
 /**
- * Live calls first (their cards wait; ix_calls_live holds only them), then ended calls in the
- * order they became due (ix_calls_work, read no further than needed): a backlog of thousands of
- * finishes is never scanned or sorted whole.
+ * Live calls first, oldest first (their cards wait; ix_calls_live holds only them, in that order),
+ * then ended calls in the order they became due (ix_calls_work, read no further than needed): a
+ * backlog of thousands of finishes is never scanned or sorted whole. Each order is its index's own,
+ * so no plan walks the whole table in id order looking for the few rows that match.
  */
-const LIVE_CALLS = `SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND ended_at IS NULL AND sync_state = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT $2`;
+const LIVE_CALLS = `SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND ended_at IS NULL AND sync_state = 'pending' AND next_attempt_at <= now()
+  ORDER BY created_at LIMIT $2`;
 const DUE_CALLS = prepared(
   'call_sync_due_calls',
   `SELECT * FROM (
@@ -79,7 +81,7 @@ const DUE_CALLS = prepared(
      UNION ALL
      SELECT 1, ended.* FROM (SELECT ${CALL_FIELDS} FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at <= now() AND ended_at IS NOT NULL
        ORDER BY next_attempt_at LIMIT $2) ended) due
-   ORDER BY lane, CASE WHEN lane = 0 THEN id END, "nextAttemptAt", id LIMIT $2`,
+   ORDER BY lane, CASE WHEN lane = 0 THEN "createdAt" END, "nextAttemptAt", id LIMIT $2`,
 );
 /** Live calls only: background work has no room. */
 const DUE_LIVE_CALLS = prepared('call_sync_due_live_calls', LIVE_CALLS);
