@@ -83,7 +83,7 @@ const DUE_CALLS = prepared(
        ORDER BY next_attempt_at LIMIT $2) ended) due
    ORDER BY lane, CASE WHEN lane = 0 THEN "createdAt" END, "nextAttemptAt", id LIMIT $2`,
 );
-/** Live calls only: background work has no room. */
+/** Live calls only: whether a throttled portal has anything that may go now. */
 const DUE_LIVE_CALLS = prepared('call_sync_due_live_calls', LIVE_CALLS);
 const NEXT_DUE = prepared('call_sync_next_due', `SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity'`);
 /** The company's settings (none saved: null columns) and bindings, in one round trip. */
@@ -392,8 +392,9 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
 
   /**
    * Returns when the portal is due again. The rate limit is looked at first: with no room even for
-   * a ringing card the round ends at once, and while only background work is throttled the round
-   * takes live calls alone, so a throttled portal costs one query, not a prepared batch.
+   * a ringing card the round ends at once, and while only background work is throttled a round
+   * happens only for a live call (background work fills the rest of its priority-lane batch), so a
+   * throttled portal costs a query or two, not a prepared batch.
    */
   private async work(companyId: number, signal: AbortSignal): Promise<Due> {
     const integration = await this.integrations.find(companyId);
@@ -407,7 +408,9 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
       return { next: until, throttledUntil: until };
     }
     const throttledUntil = waits.background > 0 ? new Date(Date.now() + waits.background) : null;
-    const calls = await run<Call>(this.pool, throttledUntil ? DUE_LIVE_CALLS : DUE_CALLS, [companyId, CALLS_PER_ROUND]);
+    // Throttled background work goes only along with a live call (in its priority-lane batch): with none, the round ends.
+    const live = throttledUntil ? await run<Call>(this.pool, DUE_LIVE_CALLS, [companyId, 1]) : [];
+    const calls = !throttledUntil || live.length ? await run<Call>(this.pool, DUE_CALLS, [companyId, CALLS_PER_ROUND]) : [];
     if (!calls.length) return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
 
     const ctx = await this.context(companyId, integration);
@@ -748,7 +751,10 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    */
   private async save(updates: Map<string, Update>, read: Map<string, Call>): Promise<void> {
     if (!updates.size) return;
-    const rows = [...updates].map(([id, patch]) => ({ id, seen: read.get(id)?.factsVersion ?? null, patch }));
+    // In call_id order, the order ingest locks calls in, so that the two never wait on each other in a cycle.
+    const rows = [...updates]
+      .map(([id, patch]) => ({ id, callId: read.get(id)?.callId ?? '', seen: read.get(id)?.factsVersion ?? null, patch }))
+      .sort((a, b) => (a.callId < b.callId ? -1 : a.callId > b.callId ? 1 : 0));
     await run(this.pool, SAVE, [JSON.stringify(rows)]);
   }
 }
