@@ -16,7 +16,7 @@ import { Client } from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/database/embedded-postgres';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
-import { connectPortal, freePort, percentile, rssMb, sleep, until, waitHealthy, writeSection } from './support';
+import { connectPortal, emulatorEnv, freePort, percentile, rssMb, sleep, until, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const PORTALS = Number(process.env.BENCH_PORTALS ?? 200);
@@ -87,6 +87,7 @@ interface PhaseResult {
   refused: number;
   rssPeak: number[];
   postErrors: number;
+  firstError: string;
 }
 
 /** Every tenant makes one call a second for SECONDS; returns once every call is finished in Bitrix24 (or 120 s after the last). */
@@ -96,10 +97,12 @@ async function phase(label: string, tenants: Tenant[], instances: Instance[], pr
   const ids = new Set<string>();
   const refusedBefore = tenants.reduce((n, t) => n + t.portal.stats.queryLimitExceeded, 0);
   let postErrors = 0;
+  let firstError = '';
   const pending = new Set<Promise<void>>();
   const track = (work: Promise<void>) => {
-    const p = work.catch(() => {
+    const p = work.catch((err: unknown) => {
       postErrors += 1;
+      firstError ||= err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err);
     });
     pending.add(p);
     void p.finally(() => pending.delete(p));
@@ -168,6 +171,7 @@ async function phase(label: string, tenants: Tenant[], instances: Instance[], pr
     refused: tenants.reduce((n, t) => n + t.portal.stats.queryLimitExceeded, 0) - refusedBefore,
     rssPeak: instances.map((it) => Math.max(...it.rss)),
     postErrors,
+    firstError,
   };
 }
 
@@ -196,11 +200,7 @@ async function main(): Promise<void> {
     ...process.env,
     DATABASE_URL: url.toString(),
     DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-    BITRIX_CLIENT_ID: emu.clientId,
-    BITRIX_CLIENT_SECRET: emu.clientSecret,
-    BITRIX_OAUTH_URL: emu.oauthUrl,
-    BITRIX_ALLOWED_DOMAINS: portals.map((p) => p.origin).join(','),
+    ...emulatorEnv(emu, portals),
   };
   const instances: Instance[] = [];
   const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -214,7 +214,8 @@ async function main(): Promise<void> {
     const tenants: Tenant[] = [];
     for (let i = 0; i < PORTALS; i += 10) {
       const group = portals.slice(i, i + 10);
-      const tokens = await Promise.all(group.map((_, j) => createTenant(db, i + j + 1)));
+      const tokens: string[] = [];
+      for (let j = 0; j < group.length; j++) tokens.push(await createTenant(db, i + j + 1));
       await Promise.all(group.map((portal, j) => connectPortal(instances[0].base, tokens[j], portal, { show_card: 'ringing', bindings })));
       tenants.push(...group.map((portal, j) => ({ token: tokens[j], portal, seen: portal.telephony.statistics.length })));
     }
@@ -235,7 +236,7 @@ async function main(): Promise<void> {
       return {
         r,
         met,
-        line: `| ${r.label} | ${r.finished} of ${r.calls} finished, ${r.duplicates} duplicated, ${r.postErrors} posts failed | ${p(50)} / ${p(99)} / ${r.lags[r.lags.length - 1] ?? NaN} ms | ${r.worstPortalP99} ms | ${r.refused} | ${r.rssPeak.join(' + ')} MB | ${met ? 'met' : '**NOT met**'} |`,
+        line: `| ${r.label} | ${r.finished} of ${r.calls} finished, ${r.duplicates} duplicated, ${r.postErrors} posts failed${r.firstError ? ` (first: ${r.firstError})` : ''} | ${p(50)} / ${p(99)} / ${r.lags[r.lags.length - 1] ?? NaN} ms | ${r.worstPortalP99} ms | ${r.refused} | ${r.rssPeak.join(' + ')} MB | ${met ? 'met' : '**NOT met**'} |`,
       };
     });
     const section = [

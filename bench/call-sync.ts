@@ -22,7 +22,7 @@ import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
 import { connectApp, restCall } from '../test/emulators/bitrix24/spec-support';
 import { generateTraffic, type PbxEventBody, type SimulatedCall } from '../test/emulators/pbx/traffic';
-import { apiCall, connectPortal, freePort, percentile, rssMb, sleep, until, waitHealthy, writeSection } from './support';
+import { apiCall, connectPortal, emulatorEnv, freePort, percentile, rssMb, sleep, until, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const LIMIT = { rate: 2, burst: 50 };
@@ -153,11 +153,7 @@ async function main(): Promise<void> {
     ...process.env,
     PORT: String(port),
     DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-    BITRIX_CLIENT_ID: emu.clientId,
-    BITRIX_CLIENT_SECRET: emu.clientSecret,
-    BITRIX_OAUTH_URL: emu.oauthUrl,
-    BITRIX_ALLOWED_DOMAINS: portals.map((p) => p.origin).join(','),
+    ...emulatorEnv(emu, portals),
   };
   // BENCH_NODE_ARGS passes flags to the service's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];

@@ -11,8 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
-import type { Portal } from '../test/emulators/bitrix24/portal';
-import { freePort, percentile, writeSection } from './support';
+import { connectPortal, freePort, percentile, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const BITRIX_DELAY_MS = 100;
@@ -62,38 +61,6 @@ function cli(env: NodeJS.ProcessEnv, ...args: string[]): string {
   return out.trim().split('\n').pop() ?? '';
 }
 
-async function waitHealthy(base: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (Date.now() > deadline) throw new Error('the service did not become healthy within 60 s');
-    try {
-      if ((await fetch(`${base}/health`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function api(base: string, token: string, method: string, path: string, body?: object): Promise<Record<string, unknown>> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = (await res.json()) as { result: Record<string, unknown> };
-  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json.result;
-}
-
-/** What an admin does in the SPA: authorisation URL, approval on the portal, code back to the service. */
-async function connect(base: string, token: string, portal: Portal): Promise<void> {
-  const { auth_url } = await api(base, token, 'POST', '/integration/bitrix/oauth/credentials', { domain: portal.origin });
-  const approval = await fetch(auth_url as string, { redirect: 'manual' });
-  const q = Object.fromEntries(new URL(approval.headers.get('location') ?? '').searchParams);
-  await api(base, token, 'POST', '/integration/bitrix/oauth', { domain: portal.origin, code: q.code, state: q.state, server_domain: q.server_domain });
-}
-
 async function main(): Promise<void> {
   const emu = new Bitrix24Emulator({ rateLimit: { rate: 10_000, burst: 100_000 } });
   await emu.start();
@@ -125,8 +92,7 @@ async function main(): Promise<void> {
     const companyId = cli(env, 'company:create', 'Bench');
     const userId = cli(env, 'user:create', '--company', companyId, '--name', 'Bench admin', '--role', 'admin');
     const token = cli(env, 'token:create', '--user', userId);
-    await connect(base, token, portal);
-    const settings = await api(base, token, 'POST', '/integration/bitrix/settings', {
+    const settings = await connectPortal(base, token, portal, {
       smart_redirect: true,
       bindings: users.map((u) => ({ sip_phone: u.UF_PHONE_INNER, bitrix_user_id: u.ID })),
     });

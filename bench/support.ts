@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
 
 /** Small helpers every benchmark uses. */
@@ -70,11 +71,22 @@ export async function apiCall(base: string, token: string, method: string, path:
   return { status: res.status, result: json.result };
 }
 
-/** Connects the token's company to `portal` the way the SPA does it (OAuth approval by the portal's admin), then saves these settings. */
-export async function connectPortal(base: string, token: string, portal: Portal, settings: Record<string, unknown>): Promise<void> {
+/** Connects the token's company to `portal` the way the SPA does it (OAuth approval by the portal's admin), then saves these settings; returns them as saved. */
+export async function connectPortal(base: string, token: string, portal: Portal, settings: Record<string, unknown>): Promise<Record<string, unknown>> {
   const { result } = await apiCall(base, token, 'POST', '/integration/bitrix/oauth/credentials', { domain: portal.origin });
   const approval = await fetch(result.auth_url as string, { redirect: 'manual' });
   const q = Object.fromEntries(new URL(approval.headers.get('location') ?? '').searchParams);
   await apiCall(base, token, 'POST', '/integration/bitrix/oauth', { domain: portal.origin, code: q.code, state: q.state, server_domain: q.server_domain });
-  await apiCall(base, token, 'POST', '/integration/bitrix/settings', settings);
+  return (await apiCall(base, token, 'POST', '/integration/bitrix/settings', settings)).result;
+}
+
+/** The service's variables for the emulator's OAuth server and these portals, its logs quiet. */
+export function emulatorEnv(emu: Bitrix24Emulator, portals: Portal[]): NodeJS.ProcessEnv {
+  return {
+    LOG_LEVEL: 'warn',
+    BITRIX_CLIENT_ID: emu.clientId,
+    BITRIX_CLIENT_SECRET: emu.clientSecret,
+    BITRIX_OAUTH_URL: emu.oauthUrl,
+    BITRIX_ALLOWED_DOMAINS: portals.map((p) => p.origin).join(','),
+  };
 }
