@@ -161,8 +161,10 @@ const SAVE = prepared('call_sync_save', (() => {
     if (key === 'nextAttemptAt') return `${column} = CASE WHEN ${changed} THEN now() ELSE ${given} END`;
     return `${column} = ${given}`;
   });
-  return `UPDATE calls c SET ${sets.join(', ')}, updated_at = now()
-    FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, seen int, patch jsonb) WHERE c.id = u.id`;
+  // The rows are locked first, one lookup each in the order given (call_id order, as ingest locks them).
+  return `WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, seen int, patch jsonb)),
+    locked AS (SELECT l.id FROM u, LATERAL (SELECT id FROM calls WHERE id = u.id FOR UPDATE) l)
+    UPDATE calls c SET ${sets.join(', ')}, updated_at = now() FROM u WHERE c.id = u.id AND c.id IN (SELECT id FROM locked)`;
 })());
 
 /**

@@ -17,7 +17,9 @@ import { PbxEventDto } from './dto/pbx-event.dto';
 
 export const MAX_EVENTS_PER_REQUEST = 500;
 const DEADLOCK_DETECTED = '40P01';
-const DEADLOCK_ATTEMPTS = 3;
+/** Rolls the store transaction back so that the request is stored again from the start. */
+class StartOver extends Error {}
+const STORE_ATTEMPTS = 3;
 /** SPEC §6: a click-to-call matches an outbound call whose first event is within 2 minutes of the originate. */
 const ORIGINATE_MATCH_MS = 2 * 60_000;
 
@@ -150,13 +152,14 @@ export class CallIngestService {
   async ingest(companyId: number, body: unknown): Promise<{ accepted: number }> {
     const events = this.parse(body);
     for (let attempt = 1; ; attempt++) {
+      const last = attempt === STORE_ATTEMPTS;
       try {
-        await inTransaction(this.dataSource, (client) => this.store(client, companyId, events));
+        await inTransaction(this.dataSource, (client) => this.store(client, companyId, events, last));
         break;
       } catch (err) {
-        // Requests sharing calls can still meet in opposite orders (one inserting a call the other
-        // locks): PostgreSQL aborts one of them, which is stored again from the start.
-        if (attempt >= DEADLOCK_ATTEMPTS || (err as { code?: unknown }).code !== DEADLOCK_DETECTED) throw err;
+        // Requests sharing calls can still meet in opposite orders: PostgreSQL aborts one of them,
+        // which is stored again from the start.
+        if (last || !(err instanceof StartOver || (err as { code?: unknown }).code === DEADLOCK_DETECTED)) throw err;
       }
     }
     await CallSyncService.markDue(this.dataSource, companyId, events.some((e) => e.event === 'ringing' || e.event === 'answered'));
@@ -221,7 +224,7 @@ export class CallIngestService {
    * the second writes the merged state of the calls that changed. The portal is marked due after
    * the commit (`ingest`), so its shared row is never locked while a request waits on calls.
    */
-  private async store(client: PoolClient, companyId: number, events: PbxEvent[]): Promise<void> {
+  private async store(client: PoolClient, companyId: number, events: PbxEvent[], lastAttempt: boolean): Promise<void> {
     const unique = new Map<string, PbxEvent>();
     for (const event of events) {
       const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
@@ -257,9 +260,12 @@ export class CallIngestService {
       }),
       ...stored.existing.map((row) => ({ ...row, id: String(row.id), isNew: false })),
     ];
-    // A call created by a concurrent request after this statement's snapshot: locked now that it is committed.
+    // A call a concurrent request created after this statement's snapshot (committed by now): locking
+    // it late would break the call_id order every lock here follows (and the worker's save too), so
+    // the request starts over and finds it with the others; only a last attempt locks it late.
     const missing = callIds.filter((id) => !rows.some((r) => r.callId === id));
     if (missing.length) {
+      if (!lastAttempt) throw new StartOver();
       const late = await run<CallRow>(client, LOCK_CALLS, [companyId, missing]);
       rows.push(...late.map((row) => ({ ...row, id: String(row.id), isNew: false })));
     }
