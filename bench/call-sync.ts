@@ -22,7 +22,7 @@ import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
 import { connectApp, restCall } from '../test/emulators/bitrix24/spec-support';
 import { generateTraffic, type PbxEventBody, type SimulatedCall } from '../test/emulators/pbx/traffic';
-import { apiCall, connectPortal, emulatorEnv, freePort, percentile, rssMb, sleep, until, waitHealthy, writeSection } from './support';
+import { apiCall, connectPortal, emulatorEnv, freePort, percentile, rssMb, serviceNodeArgs, sleep, until, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const LIMIT = { rate: 2, burst: 50 };
@@ -155,9 +155,7 @@ async function main(): Promise<void> {
     DATA_DIR: dataDir,
     ...emulatorEnv(emu, portals),
   };
-  // BENCH_NODE_ARGS passes flags to the service's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
-  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [...serviceNodeArgs(), join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const rss: { phase: string; mb: number }[] = [];
   let phase = 'idle';
   let exited = false;

@@ -162,9 +162,11 @@ const SAVE = prepared('call_sync_save', (() => {
     return `${column} = ${given}`;
   });
   // The rows are locked first, one lookup each in the order given (call_id order, as ingest locks them).
+  // $2 repeats the ids as an array, whose length the planner sees (it takes any recordset for 100
+  // rows, and for 100 rows a table of a few thousand calls is cheaper to scan whole).
   return `WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, seen int, patch jsonb)),
     locked AS (SELECT l.id FROM u, LATERAL (SELECT id FROM calls WHERE id = u.id FOR UPDATE) l)
-    UPDATE calls c SET ${sets.join(', ')}, updated_at = now() FROM u WHERE c.id = u.id AND c.id IN (SELECT id FROM locked)`;
+    UPDATE calls c SET ${sets.join(', ')}, updated_at = now() FROM u WHERE c.id = ANY($2::bigint[]) AND c.id = u.id AND c.id IN (SELECT id FROM locked)`;
 })());
 
 /**
@@ -757,7 +759,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     const rows = [...updates]
       .map(([id, patch]) => ({ id, callId: read.get(id)?.callId ?? '', seen: read.get(id)?.factsVersion ?? null, patch }))
       .sort((a, b) => (a.callId < b.callId ? -1 : a.callId > b.callId ? 1 : 0));
-    await run(this.pool, SAVE, [JSON.stringify(rows)]);
+    await run(this.pool, SAVE, [JSON.stringify(rows), rows.map((r) => r.id)]);
   }
 }
 
