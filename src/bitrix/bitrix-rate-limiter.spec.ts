@@ -1,11 +1,11 @@
 import type { ConfigService } from '@nestjs/config';
-import type { DataSource } from 'typeorm';
+import type { WorkerPool } from '../database/worker-pool';
 import type { Config } from '../config/config';
 import type { RateLimit } from '../config/bitrix.config';
 import { BitrixRateLimiter } from './bitrix-rate-limiter';
 
 const limiter = (rateLimit: RateLimit | null) =>
-  new BitrixRateLimiter({} as DataSource, { get: () => ({ rateLimit }) } as unknown as ConfigService<Config, true>);
+  new BitrixRateLimiter({} as WorkerPool, { get: () => ({ rateLimit }) } as unknown as ConfigService<Config, true>);
 
 describe('BitrixRateLimiter.limitFor', () => {
   it('uses the plan: 2/50, Enterprise 5/250', () => {

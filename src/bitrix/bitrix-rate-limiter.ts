@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { DataSource } from 'typeorm';
 import type { Config } from '../config/config';
 import type { RateLimit } from '../config/bitrix.config';
-import { pgPool, prepared, run } from '../database/prepared';
+import { prepared, run } from '../database/prepared';
+import { WorkerPool } from '../database/worker-pool';
 
 const STANDARD: RateLimit = { rate: 2, burst: 50 };
 const ENTERPRISE: RateLimit = { rate: 5, burst: 250 };
@@ -45,7 +45,7 @@ export class BitrixRateLimiter {
   private readonly override: RateLimit | null;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly db: WorkerPool,
     config: ConfigService<Config, true>,
   ) {
     this.override = config.get('bitrix', { infer: true }).rateLimit;
@@ -69,14 +69,14 @@ export class BitrixRateLimiter {
   /** Takes a slot if the lane has room now: 0. Otherwise nothing is taken and the answer is how long to wait (ms). */
   async tryAcquire(memberId: string, limit: RateLimit, lane: Lane): Promise<number> {
     const cap = BitrixRateLimiter.caps(limit)[lane];
-    const taken = await run(pgPool(this.dataSource), ACQUIRE, [memberId, limit.rate, cap]);
+    const taken = await run(this.db.pool, ACQUIRE, [memberId, limit.rate, cap]);
     if (taken.length) return 0;
     return Math.max(10, (await this.waits(memberId, limit))[lane] + 5);
   }
 
   /** How long each lane must wait for room (ms, 0: room now), without taking anything: a worker looks before it prepares a batch. */
   async waits(memberId: string, limit: RateLimit): Promise<Record<Lane, number>> {
-    const [row] = await run<{ level: number; blocked: number | null }>(pgPool(this.dataSource), LEVEL, [memberId, limit.rate]);
+    const [row] = await run<{ level: number; blocked: number | null }>(this.db.pool, LEVEL, [memberId, limit.rate]);
     if (!row) return { priority: 0, background: 0 };
     const caps = BitrixRateLimiter.caps(limit);
     const wait = (lane: Lane) => Math.ceil(Math.max(Math.max(0, (Number(row.level) + 1 - caps[lane]) / limit.rate), Number(row.blocked ?? 0)) * 1000);
@@ -85,7 +85,7 @@ export class BitrixRateLimiter {
 
   /** After Bitrix24 said QUERY_LIMIT_EXCEEDED: treat the bucket as full and pause the portal. */
   async penalize(memberId: string, limit: RateLimit, pauseMs: number): Promise<void> {
-    await this.dataSource.query(
+    await this.db.pool.query(
       `UPDATE bitrix_rate_buckets SET level = $2, updated_at = clock_timestamp(),
          blocked_until = GREATEST(COALESCE(blocked_until, clock_timestamp()), clock_timestamp() + make_interval(secs => $3))
        WHERE member_id = $1`,
@@ -95,12 +95,12 @@ export class BitrixRateLimiter {
 
   /** Methods of the portal still paused by OPERATION_TIME_LIMIT, with the time (ms) each is paused until. */
   async pausedMethods(memberId: string): Promise<Map<string, number>> {
-    const rows = await run<{ method: string; until: Date }>(pgPool(this.dataSource), PAUSED_METHODS, [memberId]);
+    const rows = await run<{ method: string; until: Date }>(this.db.pool, PAUSED_METHODS, [memberId]);
     return new Map(rows.map((r) => [r.method, new Date(r.until).getTime()]));
   }
 
   async pauseMethod(memberId: string, method: string, untilMs: number): Promise<void> {
-    await this.dataSource.query(
+    await this.db.pool.query(
       `INSERT INTO bitrix_method_pauses (member_id, method, until) VALUES ($1, $2, $3)
        ON CONFLICT (member_id, method) DO UPDATE SET until = GREATEST(bitrix_method_pauses.until, EXCLUDED.until)`,
       [memberId, method.toLowerCase(), new Date(untilMs)],

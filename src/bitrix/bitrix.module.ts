@@ -22,6 +22,7 @@ import { OriginateController } from './originate/originate.controller';
 import { Originate } from './originate/originate.entity';
 import { OriginateService } from './originate/originate.service';
 import { PbxDriversModule } from '../pbx/drivers/pbx-drivers.module';
+import { WorkerPool } from '../database/worker-pool';
 import { Binding } from './settings/binding.entity';
 import { BitrixSettings } from './settings/bitrix-settings.entity';
 import { KnownExtension } from './settings/known-extension.entity';
@@ -35,6 +36,7 @@ import { UsersController } from './users/users.controller';
   imports: [HttpModule, PbxDriversModule, TypeOrmModule.forFeature([BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Call, Originate])],
   controllers: [OAuthController, SettingsController, UsersController, CallsController, OriginateController],
   providers: [
+    WorkerPool,
     BitrixApiService,
     BitrixRateLimiter,
     IntegrationService,

@@ -26,21 +26,48 @@ export async function run<T extends QueryResultRow>(db: Queryable, statement: Pr
   return result.rows;
 }
 
-/** `work` inside one transaction on one pooled connection: committed when it resolves, rolled back when it throws. */
-export async function inTransaction<T>(dataSource: DataSource, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pgPool(dataSource).connect();
+/** What a transaction's work leaves for `inTransaction` to finish: its result, and its last statements, sent but not awaited. */
+export interface TransactionWork<T> {
+  result: T;
+  queued: Promise<unknown>[];
+}
+
+/**
+ * `work` inside one transaction on one pooled connection: committed when it and its queued
+ * statements succeed, rolled back otherwise; `after` runs on the same connection once the
+ * transaction has ended, whatever its outcome.
+ *
+ * Statements are queued on the connection rather than awaited one by one where nothing depends on
+ * their answers: node-postgres sends each the moment the one before it completes, inside its own
+ * socket callback, while every await costs a turn of the event loop, and under load that turn, not
+ * PostgreSQL, is what holds a pooled connection. So BEGIN goes ahead of the work's first statement,
+ * and COMMIT and `after` right behind the statements the work queued last. A queued statement that
+ * fails aborts the transaction, and PostgreSQL then ends it at that COMMIT with a rollback.
+ */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<TransactionWork<T>>, after?: (client: PoolClient) => Promise<unknown>): Promise<T> {
+  const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch((rollbackFailed: unknown) => {
-      // The connection is unusable: the pool must not hand it out again.
-      broken = rollbackFailed instanceof Error ? rollbackFailed : new Error('ROLLBACK failed');
-    });
-    throw err;
+    const begun = client.query('BEGIN');
+    let done: TransactionWork<T>;
+    try {
+      [done] = await Promise.all([work(client), begun]);
+    } catch (err) {
+      await begun.catch(() => undefined);
+      await client.query('ROLLBACK').catch((rollbackFailed: unknown) => {
+        // The connection is unusable: the pool must not hand it out again.
+        broken = rollbackFailed instanceof Error ? rollbackFailed : new Error('ROLLBACK failed');
+      });
+      throw err;
+    }
+    const settled = await Promise.allSettled([...done.queued, client.query('COMMIT'), ...(after ? [after(client)] : [])]);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      // A failed COMMIT leaves the connection in doubt; a failed statement before it was rolled back by it.
+      if (settled[done.queued.length].status === 'rejected') broken = failed.reason instanceof Error ? failed.reason : new Error('COMMIT failed');
+      throw failed.reason;
+    }
+    return done.result;
   } finally {
     client.release(broken);
   }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
-import { pgPool, prepared, run } from '../../database/prepared';
+import { pgPool, prepared, run, type Queryable } from '../../database/prepared';
+import { WorkerPool } from '../../database/worker-pool';
 import { MetricsService } from '../../metrics/metrics.service';
 import { RecordingFetcher } from '../../pbx/recording-fetcher';
 import { BATCH_LIMIT, BitrixApiService, errorKey, type BatchCommands, type CommandOutcome, type Outcome } from '../bitrix-api.service';
@@ -178,11 +179,13 @@ const SAVE = prepared('call_sync_save', (() => {
  * the call with the reason, and a portal that is not connected pauses its calls until it is.
  */
 @Injectable()
-export class CallSyncService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class CallSyncService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(CallSyncService.name);
   private readonly instanceId = randomUUID();
   private running = false;
   private loop: Promise<void> | null = null;
+  private housekeeping: Promise<void> | null = null;
+  private stopHousekeeping: (() => void) | null = null;
   private readonly active = new Set<Promise<void>>();
   private wakeUp: (() => void) | null = null;
   private lastResumeScan = 0;
@@ -196,6 +199,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
     private readonly limiter: BitrixRateLimiter,
     private readonly recordings: RecordingFetcher,
     private readonly integrations: IntegrationService,
+    private readonly workerPool: WorkerPool,
     metrics: MetricsService,
   ) {
     this.synced = new Counter({ name: 'calls_synced_total', help: 'Calls fully mirrored into Bitrix24', registers: [metrics.registry] });
@@ -213,7 +217,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private get pool(): Pool {
-    return pgPool(this.dataSource);
+    return this.workerPool.pool;
   }
 
   /**
@@ -224,19 +228,22 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    * meanwhile, so work stored during a round is never missed. Live work (a ringing card) is due
    * now; other work waits while the portal's background lane is throttled.
    */
-  static async markDue(dataSource: DataSource, companyId: number, live: boolean): Promise<void> {
-    await run(pgPool(dataSource), MARK_DUE, [companyId, live]);
+  static async markDue(db: Queryable, companyId: number, live: boolean): Promise<void> {
+    await run(db, MARK_DUE, [companyId, live]);
   }
 
   onApplicationBootstrap(): void {
     this.running = true;
     this.loop = this.run();
+    this.housekeeping = this.keepHouse();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Before shutdown: the worker's connections close in the shutdown that follows. */
+  async beforeApplicationShutdown(): Promise<void> {
     this.running = false;
     this.wake();
-    await this.loop;
+    this.stopHousekeeping?.();
+    await Promise.all([this.loop, this.housekeeping]);
     await Promise.allSettled([...this.active]);
   }
 
@@ -254,7 +261,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
       [companyId, id],
     );
     if (!result.length) return false;
-    await CallSyncService.markDue(this.dataSource, companyId, false);
+    await CallSyncService.markDue(pgPool(this.dataSource), companyId, false);
     this.wake();
     return true;
   }
@@ -281,15 +288,37 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
        ON CONFLICT (company_id, call_id) DO NOTHING`,
       [call.companyId, `click-to-call.${call.reference}`, call.phoneNumber, call.status, call.sipPhone, call.bitrixCallId],
     );
-    await CallSyncService.markDue(this.dataSource, call.companyId, false);
+    await CallSyncService.markDue(pgPool(this.dataSource), call.companyId, false);
     this.wake();
+  }
+
+  /**
+   * The scans that find work nobody marked (resumed portals, a crash between a commit and its
+   * markDue, abandoned calls), on their own loop: under load a scan can take seconds, and claiming
+   * must not wait for it.
+   */
+  private async keepHouse(): Promise<void> {
+    while (this.running) {
+      try {
+        if (Date.now() - this.lastResumeScan > RESUME_SCAN_MS) await this.resumeReconnected();
+        if (Date.now() - this.lastAbandonedScan > ABANDONED_SCAN_MS) await this.endAbandoned();
+      } catch (err) {
+        if (!this.running) return;
+        this.logger.error({ err }, 'Call sync housekeeping failed; continuing');
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, RESUME_SCAN_MS);
+        this.stopHousekeeping = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
   }
 
   private async run(): Promise<void> {
     while (this.running) {
       try {
-        if (Date.now() - this.lastResumeScan > RESUME_SCAN_MS) await this.resumeReconnected();
-        if (Date.now() - this.lastAbandonedScan > ABANDONED_SCAN_MS) await this.endAbandoned();
         const free = MAX_PORTALS - this.active.size;
         const claimed = free > 0 ? await this.claim(free) : [];
         for (const companyId of claimed) {
@@ -340,7 +369,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    */
   private async resumeReconnected(): Promise<void> {
     this.lastResumeScan = Date.now();
-    const rows = await this.dataSource.query<{ company_id: number }[]>(
+    const { rows } = await this.pool.query<{ company_id: number }>(
       `WITH resumed AS (
          UPDATE calls c SET sync_state = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
            FROM bitrix_integrations i
@@ -349,9 +378,9 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
        SELECT DISTINCT company_id FROM resumed`,
     );
     // Resumed calls may still be ringing: their cards must not wait for background work.
-    for (const row of rows) await CallSyncService.markDue(this.dataSource, row.company_id, true);
+    for (const row of rows) await CallSyncService.markDue(this.pool, row.company_id, true);
     // Work stored by a process that stopped before marking its portal due (markDue runs after the commit).
-    await this.dataSource.query(
+    await this.pool.query(
       `UPDATE call_sync_portals p SET due_at = now()
         WHERE p.due_at IS NULL AND p.lease_owner IS NULL
           AND EXISTS (SELECT 1 FROM calls c WHERE c.company_id = p.company_id AND c.sync_state = 'pending' AND c.next_attempt_at <= now())`,
@@ -364,7 +393,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    */
   private async endAbandoned(): Promise<void> {
     this.lastAbandonedScan = Date.now();
-    const rows = await this.dataSource.query<{ company_id: number }[]>(
+    const { rows } = await this.pool.query<{ company_id: number }>(
       `WITH ended AS (
          UPDATE calls SET ended_at = now(), status = CASE WHEN status = 'answered' THEN 'answered' ELSE 'failed' END,
            last_error = 'The PBX never reported the end of this call; the service finished it a day after it began.',
@@ -374,7 +403,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
        SELECT DISTINCT company_id FROM ended`,
       [ABANDONED_AFTER],
     );
-    for (const row of rows) await CallSyncService.markDue(this.dataSource, row.company_id, false);
+    for (const row of rows) await CallSyncService.markDue(this.pool, row.company_id, false);
     if (rows.length) this.logger.warn({ companies: rows.map((r) => r.company_id) }, 'Finished calls the PBX never reported the end of');
   }
 
@@ -401,7 +430,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    * throttled portal costs a query or two, not a prepared batch.
    */
   private async work(companyId: number, signal: AbortSignal): Promise<Due> {
-    const integration = await this.integrations.find(companyId);
+    const integration = await this.integrations.find(companyId, this.pool);
     if (integration?.status !== 'connected') {
       await this.pauseCompany(companyId, integration);
       return { next: null, throttledUntil: null };
@@ -494,7 +523,7 @@ export class CallSyncService implements OnApplicationBootstrap, OnApplicationShu
    * portal, which must be the one reconnected (SPEC §6).
    */
   private async pauseCompany(companyId: number, integration: BitrixIntegration | null): Promise<void> {
-    await this.dataSource.query(
+    await this.pool.query(
       `UPDATE calls SET sync_state = 'paused', member_id = CASE WHEN $3 THEN COALESCE(member_id, $2) ELSE member_id END, updated_at = now()
        WHERE company_id = $1 AND sync_state = 'pending'`,
       [companyId, integration?.memberId ?? null, integration?.status === 'reauth_required'],

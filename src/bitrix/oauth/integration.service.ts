@@ -6,6 +6,7 @@ import type { Principal } from '../../auth/principal';
 import { AppError } from '../../common/app-error';
 import { randomSecret, SecretBox, SecretUnreadable, sha256Hex } from '../../common/secret-box';
 import type { Config } from '../../config/config';
+import { pgPool, prepared, run, type Prepared, type Queryable } from '../../database/prepared';
 import type { BitrixConfig } from '../../config/bitrix.config';
 import { BitrixApiError, invalidClientError } from '../bitrix-api.error';
 import { BitrixApiService } from '../bitrix-api.service';
@@ -40,6 +41,8 @@ export class IntegrationService {
   private readonly logger = new Logger(IntegrationService.name);
   private readonly bitrix: BitrixConfig;
   private readonly publicUrl: string;
+  /** Built from the entity's columns on first use (the metadata exists once the data source is up). */
+  private byCompany: Prepared | null = null;
 
   constructor(
     @InjectRepository(BitrixIntegration) private readonly integrations: Repository<BitrixIntegration>,
@@ -62,9 +65,16 @@ export class IntegrationService {
    * The company's integration with its secrets checked: sealed by APP_KEY_PREVIOUS → re-sealed;
    * unreadable with any key → reauth_required naming APP_KEY (SPEC §9).
    */
-  async find(companyId: number): Promise<BitrixIntegration | null> {
-    const integration = await this.integrations.findOneBy({ companyId });
-    if (integration) await this.openSecrets(integration);
+  async find(companyId: number, db: Queryable = pgPool(this.dataSource)): Promise<BitrixIntegration | null> {
+    // A prepared statement on the caller's connections (the worker reads it every round, on its own pool).
+    this.byCompany ??= prepared(
+      'integration_by_company',
+      `SELECT ${this.integrations.metadata.columns.map((c) => `${c.databaseName} AS "${c.propertyName}"`).join(', ')} FROM bitrix_integrations WHERE company_id = $1`,
+    );
+    const [row] = await run<BitrixIntegration>(db, this.byCompany, [companyId]);
+    if (!row) return null;
+    const integration = this.integrations.create(row);
+    await this.openSecrets(integration);
     return integration;
   }
 

@@ -8,7 +8,7 @@ import type { PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
 import type { Config } from '../../config/config';
-import { inTransaction, prepared, run } from '../../database/prepared';
+import { inTransaction, pgPool, prepared, run, type TransactionWork } from '../../database/prepared';
 import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
 import { CallSyncService, portalRowCte } from '../../bitrix/calls/call-sync.service';
 import type { SyncState } from '../../bitrix/calls/call.entity';
@@ -155,10 +155,13 @@ export class CallIngestService {
 
   async ingest(companyId: number, body: unknown): Promise<{ accepted: number }> {
     const events = this.parse(body);
+    const live = events.some((e) => e.event === 'ringing' || e.event === 'answered');
     for (let attempt = 1; ; attempt++) {
       const last = attempt === STORE_ATTEMPTS;
       try {
-        await inTransaction(this.dataSource, (client) => this.store(client, companyId, events, last));
+        // The portal is marked due on the same connection once the transaction has ended (never
+        // inside it: its row is shared by all of the company's requests).
+        await inTransaction(pgPool(this.dataSource), (client) => this.store(client, companyId, events, last), (client) => CallSyncService.markDue(client, companyId, live));
         break;
       } catch (err) {
         // Requests sharing calls can still meet in opposite orders: PostgreSQL aborts one of them,
@@ -166,7 +169,6 @@ export class CallIngestService {
         if (last || !(err instanceof StartOver || (err as { code?: unknown }).code === DEADLOCK_DETECTED)) throw err;
       }
     }
-    await CallSyncService.markDue(this.dataSource, companyId, events.some((e) => e.event === 'ringing' || e.event === 'answered'));
     this.sync.wake();
     return { accepted: events.length };
   }
@@ -228,7 +230,7 @@ export class CallIngestService {
    * the second writes the merged state of the calls that changed. The portal is marked due after
    * the commit (`ingest`), so its shared row is never locked while a request waits on calls.
    */
-  private async store(client: PoolClient, companyId: number, events: PbxEvent[], lastAttempt: boolean): Promise<void> {
+  private async store(client: PoolClient, companyId: number, events: PbxEvent[], lastAttempt: boolean): Promise<TransactionWork<void>> {
     const unique = new Map<string, PbxEvent>();
     for (const event of events) {
       const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
@@ -294,19 +296,23 @@ export class CallIngestService {
       const syncState: SyncState = row.syncState === 'synced' ? 'pending' : row.syncState;
       updates.push(factsRecord(facts, { id: row.id, clickToCall, syncState }));
     }
-    if (updates.length) await run(client, UPDATE_CALLS, [JSON.stringify(updates), updates.map((u) => u.id)]);
-    await this.rememberExtensions(client, companyId, events);
+    // Sent, not awaited: the commit follows them on the connection (inTransaction).
+    const queued: Promise<unknown>[] = [];
+    if (updates.length) queued.push(run(client, UPDATE_CALLS, [JSON.stringify(updates), updates.map((u) => u.id)]));
+    const extensions = this.rememberExtensions(client, companyId, events);
+    if (extensions) queued.push(extensions);
+    return { result: undefined, queued };
   }
 
   /**
    * Every sip_phone seen, for `suggested_bindings`. These rows are shared by all of a company's
    * requests: written at most once a minute per extension and process, after the calls' rows.
    */
-  private async rememberExtensions(client: PoolClient, companyId: number, events: PbxEvent[]): Promise<void> {
+  private rememberExtensions(client: PoolClient, companyId: number, events: PbxEvent[]): Promise<unknown> | null {
     const sipPhones = [...new Set(events.flatMap((e) => e.sipPhones))].filter((sip) => !this.seenExtensions.has(`${companyId}:${sip}`)).sort();
-    if (!sipPhones.length) return;
+    if (!sipPhones.length) return null;
     for (const sip of sipPhones) this.seenExtensions.set(`${companyId}:${sip}`, true);
-    await client.query(
+    return client.query(
       `INSERT INTO pbx_known_extensions (company_id, sip_phone, last_seen_at) SELECT $1, s, now() FROM unnest($2::text[]) AS s
        ON CONFLICT (company_id, sip_phone) DO UPDATE SET last_seen_at = now()`,
       [companyId, sipPhones],
