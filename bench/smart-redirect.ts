@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
-import { connectPortal, freePort, percentile, waitHealthy, writeSection } from './support';
+import { connectPortal, freePort, percentile, serviceNodeArgs, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const BITRIX_DELAY_MS = 100;
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     BITRIX_RATE_LIMIT: '10000/100000',
     SMART_REDIRECT_TIMEOUT_MS: String(DEADLINE_MS),
   };
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [...serviceNodeArgs(), join(ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await waitHealthy(base);
     const companyId = cli(env, 'company:create', 'Bench');

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, rssMb, writeSection } from './support';
+import { freePort, rssMb, serviceNodeArgs, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const WARM_RUNS = 5;
@@ -17,7 +17,7 @@ const WARM_RUNS = 5;
 async function run(dataDir: string): Promise<{ readyMs: number; rss: number; stopMs: number }> {
   const port = await freePort();
   const started = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], {
+  const child: ChildProcess = spawn(process.execPath, [...serviceNodeArgs(), join(ROOT, 'dist/src/main.js')], {
     env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn', DATABASE_URL: '' },
     stdio: 'ignore',
   });

@@ -34,9 +34,12 @@ export function writeSection(name: string, section: string): void {
   writeFileSync(file, pattern.test(current) ? current.replace(pattern, () => section) : `${current.trimEnd()}\n\n${section}\n`);
 }
 
-/** Flags for the service's node from BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes. */
+/**
+ * The service's node flags: its heap cap, as `npm start` and the Dockerfile run it, then any from
+ * BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
+ */
 export function serviceNodeArgs(): string[] {
-  return process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  return ['--max-old-space-size=192', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -38,8 +38,8 @@ export interface TransactionWork<T> {
  * transaction has ended, whatever its outcome.
  *
  * Statements are queued on the connection rather than awaited one by one where nothing depends on
- * their answers: node-postgres sends each the moment the one before it completes, inside its own
- * socket callback, while every await costs a turn of the event loop, and under load that turn, not
+ * their answers: in pipeline mode (src/database/schema.ts) node-postgres sends them together, while
+ * every await costs a round trip and a turn of the event loop, and under load that turn, not
  * PostgreSQL, is what holds a pooled connection. So BEGIN goes ahead of the work's first statement,
  * and COMMIT and `after` right behind the statements the work queued last. A queued statement that
  * fails aborts the transaction, and PostgreSQL then ends it at that COMMIT with a rollback.

@@ -40,6 +40,8 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     // Hot statements are prepared once per connection (src/database/prepared.ts); each execution is
     // still planned for the table as it is now. A generic plan cached while a table was nearly empty
     // (a fresh install, a company's first minute) would keep scanning it whole once it has grown.
-    extra: { max: 20, application_name: 'utel-bitrix24', options: '-c plan_cache_mode=force_custom_plan' },
+    // Pipeline mode: statements queued on a connection are sent at once, not one round trip each
+    // (inTransaction relies on it); code that awaits each statement works as before.
+    extra: { max: 20, application_name: 'utel-bitrix24', options: '-c plan_cache_mode=force_custom_plan', pipeline: true },
   };
 }
