@@ -188,7 +188,6 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   private stopHousekeeping: (() => void) | null = null;
   private readonly active = new Set<Promise<void>>();
   private wakeUp: (() => void) | null = null;
-  private lastResumeScan = 0;
   private lastAbandonedScan = 0;
   private readonly synced: Counter;
   private readonly failed: Counter;
@@ -300,12 +299,13 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   private async keepHouse(): Promise<void> {
     while (this.running) {
       try {
-        if (Date.now() - this.lastResumeScan > RESUME_SCAN_MS) await this.resumeReconnected();
+        await this.resumeReconnected();
         if (Date.now() - this.lastAbandonedScan > ABANDONED_SCAN_MS) await this.endAbandoned();
       } catch (err) {
         if (!this.running) return;
         this.logger.error({ err }, 'Call sync housekeeping failed; continuing');
       }
+      if (!this.running) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, RESUME_SCAN_MS);
         this.stopHousekeeping = () => {
@@ -368,7 +368,6 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
    * sent) go back to work, and portals with due work that nobody marked are marked.
    */
   private async resumeReconnected(): Promise<void> {
-    this.lastResumeScan = Date.now();
     const { rows } = await this.pool.query<{ company_id: number }>(
       `WITH resumed AS (
          UPDATE calls c SET sync_state = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
