@@ -15,6 +15,7 @@ import { Originates1764660000000 } from './migrations/1764660000000-originates';
 import { CallSync1764700000000 } from './migrations/1764700000000-call-sync';
 import { CompanyChanges1764710000000 } from './migrations/1764710000000-company-changes';
 import { CallSyncScheduling1765100000000 } from './migrations/1765100000000-call-sync-scheduling';
+import { CoalescingClient } from './coalescing-client';
 
 /** Every entity and migration, listed explicitly (TypeORM globs break under bundling and Jest). */
 const ENTITIES = [Company, User, PersonalAccessToken, BitrixIntegration, OAuthState, BitrixSettings, Binding, KnownExtension, Originate, Call];
@@ -41,7 +42,8 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     // still planned for the table as it is now. A generic plan cached while a table was nearly empty
     // (a fresh install, a company's first minute) would keep scanning it whole once it has grown.
     // Pipeline mode: statements queued on a connection are sent at once, not one round trip each
-    // (inTransaction relies on it); code that awaits each statement works as before.
-    extra: { max: 20, application_name: 'utel-bitrix24', options: '-c plan_cache_mode=force_custom_plan', pipeline: true },
+    // (inTransaction relies on it); code that awaits each statement works as before. The
+    // coalescing client sends the statements queued in one tick in one write.
+    extra: { max: 20, application_name: 'utel-bitrix24', options: '-c plan_cache_mode=force_custom_plan', pipeline: true, Client: CoalescingClient },
   };
 }

@@ -131,6 +131,25 @@ describe('call sync', () => {
     expect(portal.telephony.statistics.filter((s) => s.CALL_ID === registered.CALL_ID)).toHaveLength(1);
   });
 
+  it('merges the events of a call posted at the same moment, each in its own request', async () => {
+    const ids = Array.from({ length: 6 }, () => uid());
+    const eventsOf = (id: string) => [
+      ev(id, 'ringing', { sip_phones: ['101', '102'] }),
+      ev(id, 'answered', { sip_phones: ['102'], occurred_at: '2026-11-24T10:00:04+05:00' }),
+      ev(id, 'ended', { sip_phones: ['102'], status: 'answered', duration: 20, occurred_at: '2026-11-24T10:00:24+05:00' }),
+    ];
+    // Every event alone, twice, and the first two calls also together in one request: new calls
+    // are created by one request while the others wait for them.
+    const requests = [...ids.flatMap((id) => [...eventsOf(id), ...eventsOf(id)]), [...eventsOf(ids[0]), ...eventsOf(ids[1])]];
+    await Promise.all(requests.map((body) => post(body).expect(202)));
+    for (const id of ids) {
+      expect(await synced(id)).toMatchObject({ status: 'answered', duration: 20, sync_state: 'synced' });
+      const [registered, ...more] = bitrixCall(id);
+      expect(more).toEqual([]);
+      expect(portal.telephony.statistics.filter((s) => s.CALL_ID === registered.CALL_ID)).toEqual([expect.objectContaining({ PORTAL_USER_ID: 2, CALL_DURATION: 20 })]);
+    }
+  });
+
   it('moves the card on a transfer and finishes with the last operator', async () => {
     const id = uid();
     await post([ev(id, 'ringing', { sip_phones: ['101'] }), ev(id, 'answered', { sip_phones: ['101'], occurred_at: '2026-11-24T10:00:02+05:00' })]).expect(202);

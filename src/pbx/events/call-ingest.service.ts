@@ -268,10 +268,13 @@ export class CallIngestService {
     ];
     // A call a concurrent request created after this statement's snapshot (committed by now): locking
     // it late would break the call_id order every lock here follows (and the worker's save too), so
-    // the request starts over and finds it with the others; only a last attempt locks it late.
+    // the request starts over and finds it with the others; only a last attempt locks it late. A
+    // request about one call holds no other call's lock and locks it late at once: this is the common
+    // case of a call's next event arriving while its first is being stored, and starting over cost
+    // such a request a second round of waits.
     const missing = callIds.filter((id) => !rows.some((r) => r.callId === id));
     if (missing.length) {
-      if (!lastAttempt) throw new StartOver();
+      if (!lastAttempt && callIds.length > 1) throw new StartOver();
       const late = await run<CallRow>(client, LOCK_CALLS, [companyId, missing]);
       rows.push(...late.map((row) => ({ ...row, id: String(row.id), isNew: false })));
     }
