@@ -10,6 +10,7 @@ import { AllExceptionsFilter } from './common/exception.filter';
 import { loggerOptions } from './common/logger.options';
 import type { Config } from './config/config';
 import { coreImports } from './core-imports';
+import { ChangeListenerModule } from './database/change-listener.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PbxEventsModule } from './pbx/events/pbx-events.module';
@@ -33,6 +34,7 @@ export class AppModule {
         ...coreImports(config, databaseUrl),
         LoggerModule.forRoot(loggerOptions(config.app.logLevel, logDestination)),
         CommonModule,
+        ChangeListenerModule,
         AuthModule,
         BitrixModule,
         PbxEventsModule,

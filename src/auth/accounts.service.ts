@@ -94,8 +94,8 @@ export class AccountsService {
     return { id: user.id, name: user.name, email: user.email, role: user.role, company: { id: user.companyId, name: user.company?.name ?? '' } };
   }
 
-  /** Resolves `<id>|<secret>` (or a bare secret, as Sanctum allows) to its principal, or null. */
-  async authenticate(plaintext: string): Promise<Principal | null> {
+  /** Resolves `<id>|<secret>` (or a bare secret, as Sanctum allows) to its principal and the token's expiry, or null. */
+  async authenticate(plaintext: string): Promise<{ principal: Principal; expiresAt: Date | null } | null> {
     const separator = plaintext.indexOf('|');
     const id = separator === -1 ? null : Number(plaintext.slice(0, separator));
     const secret = separator === -1 ? plaintext : plaintext.slice(separator + 1);
@@ -110,6 +110,6 @@ export class AccountsService {
     if (!token.last_used_at || Date.now() - token.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) {
       await this.tokens.update({ id: token.id }, { lastUsedAt: new Date() });
     }
-    return { userId: token.user_id, companyId: token.company_id, role: token.role, tokenId: token.id };
+    return { principal: { userId: token.user_id, companyId: token.company_id, role: token.role, tokenId: token.id }, expiresAt: token.expires_at };
   }
 }

@@ -5,11 +5,12 @@ import { AccountsModule } from './accounts.module';
 import { BearerAuthGuard, RolesGuard } from './auth.guards';
 import { BearerStrategy } from './bearer.strategy';
 import { MeController } from './me.controller';
+import { TokenCache } from './token-cache';
 
 /** Bearer authentication and role checks for every HTTP route (deny by default). */
 @Module({
   imports: [PassportModule, AccountsModule],
   controllers: [MeController],
-  providers: [BearerStrategy, { provide: APP_GUARD, useClass: BearerAuthGuard }, { provide: APP_GUARD, useClass: RolesGuard }],
+  providers: [TokenCache, BearerStrategy, { provide: APP_GUARD, useClass: BearerAuthGuard }, { provide: APP_GUARD, useClass: RolesGuard }],
 })
 export class AuthModule {}

@@ -9,7 +9,6 @@ import { CallSyncService } from './calls/call-sync.service';
 import { CallsController } from './calls/calls.controller';
 import { CallsService } from './calls/calls.service';
 import { CheckService } from './calls/check.service';
-import { CompanyChangesListener } from './company-changes.listener';
 import { CompanyViewService } from './company-view.service';
 import { RecordingFetcher } from '../pbx/recording-fetcher';
 import { ResponsibleService } from '../pbx/smart-redirect/responsible.service';
@@ -50,7 +49,6 @@ import { UsersController } from './users/users.controller';
     OriginateService,
     BitrixEventsService,
     CompanyViewService,
-    CompanyChangesListener,
     // The responsible-operator lookup serves both Smart Redirect (its module's routes) and callbacks here.
     ResponsibleService,
   ],

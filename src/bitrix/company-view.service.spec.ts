@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { ChangeListener } from '../database/change-listener';
 import { CompanyViewService } from './company-view.service';
 
 /** A database whose answers the spec releases one by one, counting the reads. */
@@ -40,7 +41,7 @@ describe('CompanyViewService', () => {
   beforeEach(() => {
     db = fakeDatabase();
     db.rows.set(7, row('102'));
-    view = new CompanyViewService(db.dataSource);
+    view = new CompanyViewService(db.dataSource, { register: () => undefined } as unknown as ChangeListener);
     view.resume();
   });
 

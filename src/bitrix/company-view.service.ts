@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { ChangeListener, type ChangeFeed } from '../database/change-listener';
 import type { IntegrationStatus } from './bitrix-integration.entity';
 
 /** What the responsible lookup and the Smart Redirect URL need to know about a company. */
@@ -15,7 +16,7 @@ export interface CompanyFacts {
   extensions: ReadonlyMap<number, string>;
 }
 
-/** A backstop only: changes are announced (see CompanyChangesListener), so an entry normally lives until one. */
+/** A backstop only: changes are announced (ChangeListener), so an entry normally lives until one. */
 const TTL_MS = 60_000;
 
 interface FactsRow {
@@ -30,12 +31,14 @@ interface FactsRow {
  * An in-process view of each company's Smart Redirect facts, so a cached lookup costs no database
  * round trip. Writers in this process call `invalidate` right after their transaction commits (the
  * next request sees the change at once); other instances' writes arrive through PostgreSQL
- * LISTEN/NOTIFY (CompanyChangesListener). Entries are served only while that listener is
+ * LISTEN/NOTIFY (ChangeListener, triggers of migration CompanyChanges1764710000000: a company id, or
+ * `*` for all, on `bitrix_company_changed`). Entries are served only while that listener is
  * connected (`resume`/`suspend`): without it a change could go unnoticed, so every read goes to the
  * database. The facts hold no secrets: a lookup that must call Bitrix24 reads the integration itself.
  */
 @Injectable()
-export class CompanyViewService {
+export class CompanyViewService implements ChangeFeed {
+  readonly channel = 'bitrix_company_changed';
   private readonly entries = new Map<number, { facts: CompanyFacts; expiresAt: number }>();
   /** Smart Redirect key hash → company, for the entries above. */
   private readonly byKeyHash = new Map<string, number>();
@@ -43,7 +46,12 @@ export class CompanyViewService {
   private readonly loading = new Map<number, Promise<CompanyFacts>>();
   private live = false;
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    listener: ChangeListener,
+  ) {
+    listener.register(this);
+  }
 
   company(companyId: number): Promise<CompanyFacts> {
     return Promise.resolve(this.cached(companyId) ?? this.load(companyId));
@@ -67,6 +75,12 @@ export class CompanyViewService {
     if (entry?.facts.smartRedirectKeyHash) this.byKeyHash.delete(entry.facts.smartRedirectKeyHash);
     this.entries.delete(companyId);
     this.loading.delete(companyId);
+  }
+
+  changed(payload: string): void {
+    const companyId = Number(payload);
+    if (Number.isSafeInteger(companyId) && companyId > 0) this.invalidate(companyId);
+    else this.invalidateAll();
   }
 
   invalidateAll(): void {

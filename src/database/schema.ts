@@ -15,6 +15,7 @@ import { Originates1764660000000 } from './migrations/1764660000000-originates';
 import { CallSync1764700000000 } from './migrations/1764700000000-call-sync';
 import { CompanyChanges1764710000000 } from './migrations/1764710000000-company-changes';
 import { CallSyncScheduling1765100000000 } from './migrations/1765100000000-call-sync-scheduling';
+import { AuthChanges1765200000000 } from './migrations/1765200000000-auth-changes';
 import { CoalescingClient } from './coalescing-client';
 
 /** Every entity and migration, listed explicitly (TypeORM globs break under bundling and Jest). */
@@ -26,6 +27,7 @@ const MIGRATIONS = [
   CallSync1764700000000,
   CompanyChanges1764710000000,
   CallSyncScheduling1765100000000,
+  AuthChanges1765200000000,
 ];
 
 /** The one set of TypeORM options, shared by the app, the CLI data source and the tests. */

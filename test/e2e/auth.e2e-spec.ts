@@ -75,17 +75,77 @@ describe('bearer authentication', () => {
     expect(res.body).toEqual(unauthenticated);
   });
 
-  it('refuses a revoked token', async () => {
+  /**
+   * The status `path` answers `token` once a change has had a moment to be announced: tokens in use
+   * are served from memory, and a change written by anyone reaches every instance through NOTIFY.
+   */
+  const statusSoon = async (token: string, wanted: number, method: 'get' | 'post' = 'get', path = '/me') => {
+    let status = 0;
+    for (let i = 0; i < 50 && status !== wanted; i++) {
+      if (i) await new Promise((resolve) => setTimeout(resolve, 50));
+      status = (await t.http()[method](path).set('Authorization', `Bearer ${token}`)).status;
+    }
+    return status;
+  };
+
+  it('refuses a revoked token, also one in use', async () => {
     const { token, tokenId } = await t.login();
     await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(200);
+    await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(200);
     await t.app.get(DataSource).query('DELETE FROM personal_access_tokens WHERE id = $1', [tokenId]);
+    expect(await statusSoon(token, 401)).toBe(401);
     expect((await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(401)).body).toEqual(unauthenticated);
   });
 
-  it('refuses an expired token', async () => {
+  it('refuses an expired token, also one that expires while in use', async () => {
     const { token, tokenId } = await t.login();
     await t.app.get(DataSource).query(`UPDATE personal_access_tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, [tokenId]);
     expect((await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(401)).body).toEqual(unauthenticated);
+
+    const soon = await t.login();
+    await t.app.get(DataSource).query(`UPDATE personal_access_tokens SET expires_at = now() + interval '1 second' WHERE id = $1`, [soon.tokenId]);
+    await t.http().get('/me').set('Authorization', `Bearer ${soon.token}`).expect(200);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await t.http().get('/me').set('Authorization', `Bearer ${soon.token}`).expect(401);
+  });
+
+  it('follows a user deleted, demoted or moved to another company while their token is in use', async () => {
+    const db = t.app.get(DataSource);
+    const admin = await t.login('admin');
+    await t.http().post('/test-admin').set('Authorization', `Bearer ${admin.token}`).expect(200);
+    const { userId } = admin;
+    await db.query(`UPDATE users SET role = 'user' WHERE id = $1`, [userId]);
+    expect(await statusSoon(admin.token, 403, 'post', '/test-admin')).toBe(403);
+
+    const other = await t.login('admin');
+    await db.query('UPDATE users SET company_id = $2 WHERE id = $1', [userId, other.companyId]);
+    let companyId = 0;
+    for (let i = 0; i < 50 && companyId !== other.companyId; i++) {
+      if (i) await new Promise((resolve) => setTimeout(resolve, 50));
+      companyId = (await t.http().get('/me').set('Authorization', `Bearer ${admin.token}`).expect(200)).body.result.company.id;
+    }
+    expect(companyId).toBe(other.companyId);
+
+    await db.query('DELETE FROM users WHERE id = $1', [userId]);
+    expect(await statusSoon(admin.token, 401)).toBe(401);
+  });
+
+  it('refuses a token revoked while the change announcements were cut off', async () => {
+    const db = t.app.get(DataSource);
+    const listening = () => db.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %auth_changed%'`);
+    const { token, tokenId } = await t.login();
+    await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(200);
+    expect(await listening()).toHaveLength(1);
+    await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %auth_changed%'`);
+    await db.query('DELETE FROM personal_access_tokens WHERE id = $1', [tokenId]);
+    expect(await statusSoon(token, 401)).toBe(401);
+    // Listening again, and announcements reach the cache again.
+    for (let i = 0; i < 100 && (await listening()).length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await listening()).toHaveLength(1);
+    const again = await t.login();
+    await t.http().get('/me').set('Authorization', `Bearer ${again.token}`).expect(200);
+    await db.query('DELETE FROM personal_access_tokens WHERE id = $1', [again.tokenId]);
+    expect(await statusSoon(again.token, 401)).toBe(401);
   });
 
   it('stores only the SHA-256 of the secret and records last use', async () => {

@@ -332,7 +332,7 @@ describe('Smart Redirect', () => {
     const save = (body: object) => t.http().post('/integration/bitrix/settings').set(auth(admin.token)).send(body).expect(200);
     const bindings = [{ sip_phone: '101', bitrix_user_id: 1 }, { sip_phone: '102', bitrix_user_id: 2 }, { sip_phone: '103', bitrix_user_id: 3 }, { sip_phone: '104', bitrix_user_id: 4 }];
     const listeners = () =>
-      t.app.get(DataSource).query<{ pid: number }[]>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN bitrix_company_changed'`);
+      t.app.get(DataSource).query<{ pid: number }[]>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %bitrix_company_changed%'`);
 
     beforeAll(async () => {
       await announcements(true);
@@ -366,7 +366,7 @@ describe('Smart Redirect', () => {
 
       // Both instances lose their LISTEN connection; the change below may never be announced to them.
       expect(await listeners()).toHaveLength(2);
-      await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN bitrix_company_changed'`);
+      await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %bitrix_company_changed%'`);
       await db.query(`UPDATE bitrix_bindings SET sip_phone = '102' WHERE company_id = $1 AND bitrix_user_id = 2`, [admin.companyId]);
       expect(await answers('{"extension":"102"}')).toBe('{"extension":"102"}');
       expect(await answers('{"extension":"102"}', t)).toBe('{"extension":"102"}');
