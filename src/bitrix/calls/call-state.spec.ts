@@ -69,4 +69,16 @@ describe('call state machine', () => {
     const facts = run(event({ event: 'recording', recordingUrl: 'https://rec.utel.uz/1.mp3' }), event({ event: 'ended', status: 'answered', duration: 5, occurredAt: at(9) }));
     expect(facts).toMatchObject({ recordingUrl: 'https://rec.utel.uz/1.mp3', status: 'answered' });
   });
+
+  it('tells facts apart by every field, and equal facts in new objects as the same', () => {
+    const facts = run(event({ event: 'ringing', sipPhones: ['101'] }), event({ event: 'answered', sipPhones: ['101'], occurredAt: at(3) }), event({ event: 'ended', status: 'answered', duration: 7, occurredAt: at(10) }));
+    expect(sameFacts(facts, structuredClone(facts))).toBe(true);
+    const changed: Record<string, unknown> = {
+      status: 'busy', lineNumber: '+998712000000', firstSipPhone: '102', rung: ['101', '102'], answeredBy: ['102'], handledBy: '102', startedAt: at(1),
+      startOffsetMin: 0, ringingSeen: false, answeredAt: at(4), endedAt: null, duration: 8, recordingUrl: 'https://rec.utel.uz/1.mp3', bitrixCallId: 'externalCall.1',
+    };
+    // Every field of the facts is compared: a field added later must be added here, and to sameFacts.
+    expect(Object.keys(changed).sort()).toEqual(Object.keys(facts).sort());
+    for (const [field, value] of Object.entries(changed)) expect([field, sameFacts(facts, { ...facts, [field]: value })]).toEqual([field, false]);
+  });
 });

@@ -119,5 +119,22 @@ export function applyEvent(current: CallFacts, event: PbxEvent): CallFacts {
 }
 
 export function sameFacts(a: CallFacts, b: CallFacts): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  const sameList = (x: string[], y: string[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+  const sameTime = (x: Date | null, y: Date | null) => (x === null || y === null ? x === y : x.getTime() === y.getTime());
+  return (
+    a.status === b.status &&
+    a.lineNumber === b.lineNumber &&
+    a.firstSipPhone === b.firstSipPhone &&
+    sameList(a.rung, b.rung) &&
+    sameList(a.answeredBy, b.answeredBy) &&
+    a.handledBy === b.handledBy &&
+    sameTime(a.startedAt, b.startedAt) &&
+    a.startOffsetMin === b.startOffsetMin &&
+    a.ringingSeen === b.ringingSeen &&
+    sameTime(a.answeredAt, b.answeredAt) &&
+    sameTime(a.endedAt, b.endedAt) &&
+    a.duration === b.duration &&
+    a.recordingUrl === b.recordingUrl &&
+    a.bitrixCallId === b.bitrixCallId
+  );
 }

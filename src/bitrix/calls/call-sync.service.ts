@@ -3,6 +3,7 @@ import { Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationB
 import { Counter, Gauge } from 'prom-client';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
+import { ChangeListener, type ChangeFeed } from '../../database/change-listener';
 import { pgPool, prepared, run, type Queryable } from '../../database/prepared';
 import { WorkerPool } from '../../database/worker-pool';
 import { MetricsService } from '../../metrics/metrics.service';
@@ -27,7 +28,18 @@ const LEASE_RENEW_MS = 5_000;
 const ROUND_DEADLINE_MS = 120_000;
 /** Files up to this size are attached as base64 inside the request; larger ones use the uploadUrl flow. */
 const INLINE_RECORDING_BYTES = 1024 * 1024;
+/** How often an idle worker looks for work while nothing announces it (the change listener is down). */
 const IDLE_POLL_MS = 25;
+/**
+ * While work stored anywhere is announced (`call_sync_due`), an idle worker sleeps until the next
+ * portal it knows of falls due, and at most this long: a backstop for a dead instance's lease
+ * running out, which nothing announces.
+ */
+const IDLE_MAX_MS = 1_000;
+/** Something is due but another instance is claiming it: look again shortly. */
+const IDLE_MIN_MS = 10;
+/** Announced by markDue when a portal falls due now, for the idle workers of every instance. */
+const DUE_CHANNEL = 'call_sync_due';
 const RESUME_SCAN_MS = 2_000;
 /**
  * A call the PBX never reported the end of is finished by the service this long after the service
@@ -51,11 +63,12 @@ export const portalRowCte = (company: string) =>
     ON CONFLICT (company_id) DO NOTHING RETURNING 1)`;
 
 const DUE_WHEN = `CASE WHEN $2::boolean THEN now() ELSE GREATEST(now(), throttled_until) END`;
-/** `markDue`'s statement ($1 company, $2 live). */
+/** `markDue`'s statement ($1 company, $2 live); a portal that falls due now is announced to idle workers. */
 const MARK_DUE = prepared(
   'call_sync_mark_due',
-  `WITH ${portalRowCte('$1')}
-   UPDATE call_sync_portals SET due_at = ${DUE_WHEN} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${DUE_WHEN})`,
+  `WITH ${portalRowCte('$1')},
+   marked AS (UPDATE call_sync_portals SET due_at = ${DUE_WHEN} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${DUE_WHEN}) RETURNING due_at)
+   SELECT pg_notify('${DUE_CHANNEL}', '') FROM (SELECT due_at FROM marked UNION ALL SELECT now() FROM portal_row) m WHERE m.due_at <= now() LIMIT 1`,
 );
 
 /** A portal's work for a round: every column of the call, as the entity names them ($1 company, $2 how many). */
@@ -103,7 +116,8 @@ const CLAIM = prepared(
    claimed AS (
      UPDATE call_sync_portals p SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $3), due_at = NULL
        FROM due WHERE p.company_id = due.company_id RETURNING p.company_id)
-   SELECT company_id FROM claimed`,
+   SELECT (SELECT coalesce(array_agg(company_id), '{}') FROM claimed) AS claimed,
+          (SELECT ceil(extract(epoch FROM min(due_at) - clock_timestamp()) * 1000) FROM call_sync_portals WHERE lease_until IS NULL AND due_at IS NOT NULL) AS next_due_ms`,
 );
 const RENEW = prepared('call_sync_renew', `UPDATE call_sync_portals SET lease_until = clock_timestamp() + make_interval(secs => $3) WHERE company_id = $1 AND lease_owner = $2`);
 const RELEASE = prepared(
@@ -179,7 +193,8 @@ const SAVE = prepared('call_sync_save', (() => {
  * the call with the reason, and a portal that is not connected pauses its calls until it is.
  */
 @Injectable()
-export class CallSyncService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class CallSyncService implements OnApplicationBootstrap, BeforeApplicationShutdown, ChangeFeed {
+  readonly channel = DUE_CHANNEL;
   private readonly logger = new Logger(CallSyncService.name);
   private readonly instanceId = randomUUID();
   private running = false;
@@ -188,6 +203,10 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   private stopHousekeeping: (() => void) | null = null;
   private readonly active = new Set<Promise<void>>();
   private wakeUp: (() => void) | null = null;
+  /** A wake-up that came while the loop was not idle: its next idle ends at once. */
+  private woken = false;
+  /** Whether work stored anywhere is announced (the change listener is connected). */
+  private announced = false;
   private lastAbandonedScan = 0;
   private readonly synced: Counter;
   private readonly failed: Counter;
@@ -200,7 +219,9 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly integrations: IntegrationService,
     private readonly workerPool: WorkerPool,
     metrics: MetricsService,
+    listener: ChangeListener,
   ) {
+    listener.register(this);
     this.synced = new Counter({ name: 'calls_synced_total', help: 'Calls fully mirrored into Bitrix24', registers: [metrics.registry] });
     this.failed = new Counter({ name: 'calls_failed_total', help: 'Calls that could not be mirrored (permanent errors)', registers: [metrics.registry] });
     new Gauge({
@@ -246,9 +267,24 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     await Promise.allSettled([...this.active]);
   }
 
-  /** New work was stored by this process: look for it now rather than at the next poll. */
+  /** New work was stored: look for it now rather than at the next poll. */
   wake(): void {
+    this.woken = true;
     this.wakeUp?.();
+  }
+
+  /** A portal fell due, marked by any instance. */
+  changed(): void {
+    this.wake();
+  }
+
+  resume(): void {
+    this.announced = true;
+    this.wake();
+  }
+
+  suspend(): void {
+    this.announced = false;
   }
 
   /** An admin's retry of a failed call: back to pending, from where it stopped. */
@@ -320,7 +356,8 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     while (this.running) {
       try {
         const free = MAX_PORTALS - this.active.size;
-        const claimed = free > 0 ? await this.claim(free) : [];
+        this.woken = false;
+        const { claimed, nextDueMs } = free > 0 ? await this.claim(free) : { claimed: [], nextDueMs: null };
         for (const companyId of claimed) {
           const work: Promise<void> = this.round(companyId).finally(() => {
             this.active.delete(work);
@@ -328,7 +365,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
           });
           this.active.add(work);
         }
-        if (!claimed.length) await this.idle();
+        if (!claimed.length) await this.idle(free > 0 ? nextDueMs : null);
       } catch (err) {
         if (!this.running) return;
         this.logger.error({ err }, 'Call sync loop failed; continuing');
@@ -337,22 +374,31 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  private idle(): Promise<void> {
+  /**
+   * Until woken, or until the next portal falls due (`nextDueMs`, null: none known) while work is
+   * announced; every IDLE_POLL_MS while it is not.
+   */
+  private idle(nextDueMs: number | null): Promise<void> {
+    if (this.woken) return Promise.resolve();
+    const ms = this.announced ? Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, nextDueMs ?? IDLE_MAX_MS)) : IDLE_POLL_MS;
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.wakeUp = null;
         resolve();
       };
-      const timer = setTimeout(done, IDLE_POLL_MS);
+      const timer = setTimeout(done, ms);
       this.wakeUp = done;
     });
   }
 
-  /** Portals with work due and no live lease, or whose holder's lease ran out (it died): `due_at` is consumed by the claim. */
-  private async claim(limit: number): Promise<number[]> {
-    const rows = await run<{ company_id: number }>(this.pool, CLAIM, [this.instanceId, limit, LEASE_MS / 1000]);
-    return rows.map((r) => r.company_id);
+  /**
+   * Portals with work due and no live lease, or whose holder's lease ran out (it died): `due_at` is
+   * consumed by the claim. Also how long until the next unclaimed portal falls due.
+   */
+  private async claim(limit: number): Promise<{ claimed: number[]; nextDueMs: number | null }> {
+    const [row] = await run<{ claimed: number[]; next_due_ms: string | null }>(this.pool, CLAIM, [this.instanceId, limit, LEASE_MS / 1000]);
+    return { claimed: row.claimed, nextDueMs: row.next_due_ms === null ? null : Number(row.next_due_ms) };
   }
 
   /**
@@ -379,11 +425,12 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     // Resumed calls may still be ringing: their cards must not wait for background work.
     for (const row of rows) await CallSyncService.markDue(this.pool, row.company_id, true);
     // Work stored by a process that stopped before marking its portal due (markDue runs after the commit).
-    await this.pool.query(
+    const { rowCount } = await this.pool.query(
       `UPDATE call_sync_portals p SET due_at = now()
         WHERE p.due_at IS NULL AND p.lease_owner IS NULL
           AND EXISTS (SELECT 1 FROM calls c WHERE c.company_id = p.company_id AND c.sync_state = 'pending' AND c.next_attempt_at <= now())`,
     );
+    if (rowCount) this.wake();
   }
 
   /**
