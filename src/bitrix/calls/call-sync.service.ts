@@ -97,8 +97,6 @@ const DUE_CALLS = prepared(
        ORDER BY next_attempt_at LIMIT $2) ended) due
    ORDER BY lane, CASE WHEN lane = 0 THEN "createdAt" END, "nextAttemptAt", id LIMIT $2`,
 );
-/** Live calls only: whether a throttled portal has anything that may go now. */
-const DUE_LIVE_CALLS = prepared('call_sync_due_live_calls', LIVE_CALLS);
 const NEXT_DUE = prepared('call_sync_next_due', `SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity'`);
 /** The company's settings (none saved: null columns) and bindings, in one round trip. */
 const CONTEXT = prepared(
@@ -107,6 +105,33 @@ const CONTEXT = prepared(
           (SELECT coalesce(json_agg(json_build_array(b.sip_phone, b.bitrix_user_id)), '[]') FROM bitrix_bindings b WHERE b.company_id = $1) AS bindings
      FROM (SELECT 1) one LEFT JOIN bitrix_settings s ON s.company_id = $1`,
 );
+/** A row of CONTEXT. */
+interface SettingsRow {
+  show_card: SyncContext['showCard'] | null;
+  crm_create: SyncContext['crmCreate'] | null;
+  crm_source: string | null;
+  pipeline_id: number | null;
+  attach_records: boolean | null;
+  missed_call_task: boolean | null;
+  default_bitrix_user_id: number | null;
+  bindings: [string, number][];
+}
+
+function context(settings: SettingsRow, integration: BitrixIntegration): SyncContext {
+  return {
+    // The defaults of GET /settings for a company that never saved any.
+    showCard: settings.show_card ?? 'ringing',
+    crmCreate: settings.crm_create ?? 'none',
+    crmSource: settings.crm_source,
+    pipelineId: settings.pipeline_id,
+    attachRecords: settings.attach_records ?? true,
+    missedCallTask: settings.missed_call_task ?? false,
+    defaultBitrixUserId: settings.default_bitrix_user_id,
+    ownerBitrixUserId: integration.ownerBitrixUserId,
+    bindings: new Map(settings.bindings),
+  };
+}
+
 const CLAIM = prepared(
   'call_sync_claim',
   `WITH due AS (
@@ -476,7 +501,12 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
    * throttled portal costs a query or two, not a prepared batch.
    */
   private async work(companyId: number, signal: AbortSignal): Promise<Due> {
-    const integration = await this.integrations.find(companyId, this.pool);
+    // Read together: under load each round trip of a round waits its turn on a busy machine.
+    const [integration, due, settings] = await Promise.all([
+      this.integrations.find(companyId, this.pool),
+      run<Call & { lane: number }>(this.pool, DUE_CALLS, [companyId, CALLS_PER_ROUND]),
+      run<SettingsRow>(this.pool, CONTEXT, [companyId]),
+    ]);
     if (integration?.status !== 'connected') {
       await this.pauseCompany(companyId, integration);
       return { next: null, throttledUntil: null };
@@ -487,12 +517,12 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
       return { next: until, throttledUntil: until };
     }
     const throttledUntil = waits.background > 0 ? new Date(Date.now() + waits.background) : null;
-    // Throttled background work goes only along with a live call (in its priority-lane batch): with none, the round ends.
-    const live = throttledUntil ? await run<Call>(this.pool, DUE_LIVE_CALLS, [companyId, 1]) : [];
-    const calls = !throttledUntil || live.length ? await run<Call>(this.pool, DUE_CALLS, [companyId, CALLS_PER_ROUND]) : [];
+    // Throttled background work goes only along with a live call (lane 0, listed first; in its
+    // priority-lane batch): with none, the round ends.
+    const calls = throttledUntil && due[0]?.lane !== 0 ? [] : due;
     if (!calls.length) return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
 
-    const ctx = await this.context(companyId, integration);
+    const ctx = context(settings[0], integration);
     const updates = new Map<string, Update>();
     const batch: { call: Call; plan: CallPlan }[] = [];
     let commandCount = 0;
@@ -536,31 +566,6 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   private async nextDue(companyId: number): Promise<Date | null> {
     const [row] = await run<{ next: Date | null }>(this.pool, NEXT_DUE, [companyId]);
     return row?.next ? new Date(row.next) : null;
-  }
-
-  private async context(companyId: number, integration: BitrixIntegration): Promise<SyncContext> {
-    const [settings] = await run<{
-      show_card: SyncContext['showCard'] | null;
-      crm_create: SyncContext['crmCreate'] | null;
-      crm_source: string | null;
-      pipeline_id: number | null;
-      attach_records: boolean | null;
-      missed_call_task: boolean | null;
-      default_bitrix_user_id: number | null;
-      bindings: [string, number][];
-    }>(this.pool, CONTEXT, [companyId]);
-    return {
-      // The defaults of GET /settings for a company that never saved any.
-      showCard: settings?.show_card ?? 'ringing',
-      crmCreate: settings?.crm_create ?? 'none',
-      crmSource: settings?.crm_source ?? null,
-      pipelineId: settings?.pipeline_id ?? null,
-      attachRecords: settings?.attach_records ?? true,
-      missedCallTask: settings?.missed_call_task ?? false,
-      defaultBitrixUserId: settings?.default_bitrix_user_id ?? null,
-      ownerBitrixUserId: integration.ownerBitrixUserId,
-      bindings: new Map(settings.bindings),
-    };
   }
 
   /**
