@@ -164,7 +164,7 @@ async function main(): Promise<void> {
       '',
       'Command: `npm run bench:smart-redirect` (builds, starts `node dist/src/main.js` with the embedded PostgreSQL, or DATABASE_URL, ' +
         `against the in-process Bitrix24 emulator answering every request in ${BITRIX_DELAY_MS} ms; ` +
-        `SMART_REDIRECT_TIMEOUT_MS=${DEADLINE_MS}; every answer is checked against the CRM record's owner).`,
+        `SMART_REDIRECT_TIMEOUT_MS=${DEADLINE_MS}; requests through node:http on kept-alive connections; every answer is checked against the CRM record's owner).`,
       `Targets: cached p99 ≤ 5 ms (one request in flight: the service's own cost, not queueing on 2 cores); ` +
         `uncached never later than the deadline + 50 ms (${DEADLINE_MS + 50} ms). ` +
         `Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine, shared: load average ` +
