@@ -9,9 +9,10 @@ const CONNECT_TIMEOUT_MS = 5_000;
 type PostgresOptions = Extract<DataSourceOptions, { type: 'postgres' }>;
 
 /**
- * An in-process copy of database facts, kept true by the changes triggers announce on `channel`
- * (NOTIFY is sent at commit, never for a rolled-back write). The copy may serve entries only
- * between `resume` and `suspend`: outside that window announcements can be missed.
+ * What listens to a channel (NOTIFY is sent at commit, never for a rolled-back write): an
+ * in-process copy of database facts kept true by what triggers announce, which may serve entries
+ * only between `resume` and `suspend`, or a worker woken by announced work, which polls outside
+ * that window. Outside it announcements can be missed.
  */
 export interface ChangeFeed {
   readonly channel: string;
