@@ -103,9 +103,10 @@ describe('bearer authentication', () => {
     expect((await t.http().get('/me').set('Authorization', `Bearer ${token}`).expect(401)).body).toEqual(unauthenticated);
 
     const soon = await t.login();
-    await t.app.get(DataSource).query(`UPDATE personal_access_tokens SET expires_at = now() + interval '1 second' WHERE id = $1`, [soon.tokenId]);
+    await t.app.get(DataSource).query(`UPDATE personal_access_tokens SET expires_at = now() + interval '3 seconds' WHERE id = $1`, [soon.tokenId]);
+    const [{ expires_at: expiresAt }] = await t.app.get(DataSource).query('SELECT expires_at FROM personal_access_tokens WHERE id = $1', [soon.tokenId]);
     await t.http().get('/me').set('Authorization', `Bearer ${soon.token}`).expect(200);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await new Promise((resolve) => setTimeout(resolve, new Date(expiresAt).getTime() - Date.now() + 100));
     await t.http().get('/me').set('Authorization', `Bearer ${soon.token}`).expect(401);
   });
 
