@@ -8,6 +8,7 @@ import type { PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
 import type { Config } from '../../config/config';
+import { GroupCommit } from '../../database/group-commit';
 import { inTransaction, pgPool, prepared, run, type TransactionWork } from '../../database/prepared';
 import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
 import { CallSyncService, portalRowCte } from '../../bitrix/calls/call-sync.service';
@@ -20,6 +21,14 @@ const DEADLOCK_DETECTED = '40P01';
 /** Rolls the store transaction back so that the request is stored again from the start. */
 class StartOver extends Error {}
 const STORE_ATTEMPTS = 3;
+/**
+ * Transactions storing one company's requests at a time in this process; requests that arrive
+ * meanwhile are stored together (GroupCommit). Under a flood of single events a transaction each
+ * cost PostgreSQL a plan and a commit per event and kept both cores busy, so every request queued
+ * behind the others. Two, not one: a transaction waiting on a call's lock does not hold up all of
+ * its company's requests.
+ */
+const STORES_PER_COMPANY = 2;
 /** SPEC §6: a click-to-call matches an outbound call whose first event is within 2 minutes of the originate. */
 const ORIGINATE_MATCH_MS = 2 * 60_000;
 
@@ -144,6 +153,7 @@ function factsRecord(facts: CallFacts, extra: { id?: string; callId?: string; cl
 export class CallIngestService {
   private readonly country: string;
   private readonly seenExtensions = new LRUCache<string, true>({ max: 50_000, ttl: 60_000 });
+  private readonly stores = new GroupCommit<PbxEvent>((companyId, events) => this.store(companyId, events), STORES_PER_COMPANY, MAX_EVENTS_PER_REQUEST);
 
   constructor(
     private readonly dataSource: DataSource,
@@ -155,22 +165,27 @@ export class CallIngestService {
 
   async ingest(companyId: number, body: unknown): Promise<{ accepted: number }> {
     const events = this.parse(body);
+    await this.stores.add(companyId, events);
+    this.sync.wake();
+    return { accepted: events.length };
+  }
+
+  /** Stores events and their calls' new state in one transaction, again from the start after a deadlock. */
+  private async store(companyId: number, events: PbxEvent[]): Promise<void> {
     const live = events.some((e) => e.event === 'ringing' || e.event === 'answered');
     for (let attempt = 1; ; attempt++) {
       const last = attempt === STORE_ATTEMPTS;
       try {
         // The portal is marked due on the same connection once the transaction has ended (never
         // inside it: its row is shared by all of the company's requests).
-        await inTransaction(pgPool(this.dataSource), (client) => this.store(client, companyId, events, last), (client) => CallSyncService.markDue(client, companyId, live));
-        break;
+        await inTransaction(pgPool(this.dataSource), (client) => this.write(client, companyId, events, last), (client) => CallSyncService.markDue(client, companyId, live));
+        return;
       } catch (err) {
         // Requests sharing calls can still meet in opposite orders: PostgreSQL aborts one of them,
         // which is stored again from the start.
         if (last || !(err instanceof StartOver || (err as { code?: unknown }).code === DEADLOCK_DETECTED)) throw err;
       }
     }
-    this.sync.wake();
-    return { accepted: events.length };
   }
 
   /** Every element validated; errors keyed by the element's index (`3.phone_number`) when the body is an array. */
@@ -228,9 +243,9 @@ export class CallIngestService {
    * Stores the events and the calls' new state. The common request costs two statements: the
    * first stores the events not seen before, creates the calls first seen now and locks the others;
    * the second writes the merged state of the calls that changed. The portal is marked due after
-   * the commit (`ingest`), so its shared row is never locked while a request waits on calls.
+   * the commit (`store`), so its shared row is never locked while a request waits on calls.
    */
-  private async store(client: PoolClient, companyId: number, events: PbxEvent[], lastAttempt: boolean): Promise<TransactionWork<void>> {
+  private async write(client: PoolClient, companyId: number, events: PbxEvent[], lastAttempt: boolean): Promise<TransactionWork<void>> {
     const unique = new Map<string, PbxEvent>();
     for (const event of events) {
       const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
