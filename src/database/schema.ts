@@ -16,6 +16,7 @@ import { CallSync1764700000000 } from './migrations/1764700000000-call-sync';
 import { CompanyChanges1764710000000 } from './migrations/1764710000000-company-changes';
 import { CallSyncScheduling1765100000000 } from './migrations/1765100000000-call-sync-scheduling';
 import { AuthChanges1765200000000 } from './migrations/1765200000000-auth-changes';
+import { CallSyncHold1765300000000 } from './migrations/1765300000000-call-sync-hold';
 import { CoalescingClient } from './coalescing-client';
 
 /** Every entity and migration, listed explicitly (TypeORM globs break under bundling and Jest). */
@@ -28,6 +29,7 @@ const MIGRATIONS = [
   CompanyChanges1764710000000,
   CallSyncScheduling1765100000000,
   AuthChanges1765200000000,
+  CallSyncHold1765300000000,
 ];
 
 /** The one set of TypeORM options, shared by the app, the CLI data source and the tests. */

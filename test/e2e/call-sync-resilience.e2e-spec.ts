@@ -262,6 +262,34 @@ describe('call sync through failures', () => {
     }
   });
 
+  it('shows a ringing card before a backlog that has spent the rate limit, and still sends each step once', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, post } = await setUp({ portal: { rateLimit: { rate: 2, burst: 50 } } });
+    try {
+      // Register and finish of 1,200 calls: 48 batches, more than the burst holds.
+      const backlog = Array.from({ length: 1200 }, () => pbxCallId());
+      for (let i = 0; i < backlog.length; i += 250) await post(backlog.slice(i, i + 250).flatMap((id) => answeredCall(id)));
+      const finished = () => portal.telephony.statistics.length;
+      await until(finished, (n) => n > 0);
+      const ringing: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const id = pbxCallId();
+        ringing.push(id);
+        await post(pbxEvent(id, 'ringing', { sip_phones: ['101'] }));
+        await until(() => portal.telephony.calls.find((c) => c.EXTERNAL_CALL_ID === id), (c) => c !== undefined && c.shownTo.length === 1, 30_000);
+        // Shown while finishes are still waiting for room: the card did not queue behind them.
+        expect(finished()).toBeLessThan(backlog.length);
+      }
+      await post(ringing.map((id) => pbxEvent(id, 'ended', { sip_phones: ['101'], status: 'answered', duration: 5, occurred_at: '2026-11-24T10:00:05+05:00' })));
+      for (const id of [...ringing, ...backlog]) await settled(t, id, 60_000);
+      mirroredOnce(portal, [...ringing, ...backlog]);
+      expect(portal.stats.queryLimitExceeded).toBe(0);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('loses and duplicates nothing through a 20 s outage, lost connections and tokens expiring every 2 s', async () => {
     emu = new Bitrix24Emulator({ accessTokenTtlSec: 2 });
     await emu.start();

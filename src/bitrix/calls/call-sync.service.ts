@@ -62,7 +62,8 @@ export const portalRowCte = (company: string) =>
   `portal_row AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT ${company}, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = ${company})
     ON CONFLICT (company_id) DO NOTHING RETURNING 1)`;
 
-const DUE_WHEN = `CASE WHEN $2::boolean THEN now() ELSE GREATEST(now(), throttled_until) END`;
+/** A live call waits only while no lane has room; background work also while its own lane has none. */
+const DUE_WHEN = `CASE WHEN $2::boolean THEN GREATEST(now(), held_until) ELSE GREATEST(now(), throttled_until, held_until) END`;
 /** `markDue`'s statement ($1 company, $2 live); a portal that falls due now is announced to idle workers. */
 const MARK_DUE = prepared(
   'call_sync_mark_due',
@@ -147,7 +148,7 @@ const CLAIM = prepared(
 const RENEW = prepared('call_sync_renew', `UPDATE call_sync_portals SET lease_until = clock_timestamp() + make_interval(secs => $3) WHERE company_id = $1 AND lease_owner = $2`);
 const RELEASE = prepared(
   'call_sync_release',
-  `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz), throttled_until = $4
+  `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz), throttled_until = $4, held_until = $5
    WHERE company_id = $1 AND lease_owner = $2`,
 );
 
@@ -156,10 +157,20 @@ const backoff = (attempts: number) => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.
 const without = <T>(list: T[], ...items: T[]) => list.filter((x) => !items.includes(x));
 const withItems = <T>(list: T[], ...items: T[]) => [...new Set([...list, ...items])];
 
-/** When a portal is due again, and until when its background lane has no room (markDue holds background work back till then). */
+/**
+ * When a portal is due again, until when its background lane has no room, and until when no lane
+ * has (markDue holds background work, and then all work, back till those times).
+ */
 interface Due {
   next: Date | null;
   throttledUntil: Date | null;
+  heldUntil?: Date;
+}
+
+/** The portal must wait until `until`; `held`: every lane must (a ringing call's batch found no room). */
+interface Pause {
+  until: Date;
+  held: boolean;
 }
 
 /** The later of two times; null when `time` is null (nothing to do). */
@@ -431,7 +442,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
    * stored meanwhile (`markDue`), noting until when background work cannot be sent.
    */
   private async release(companyId: number, due: Due): Promise<void> {
-    await run(this.pool, RELEASE, [companyId, this.instanceId, due.next, due.throttledUntil]);
+    await run(this.pool, RELEASE, [companyId, this.instanceId, due.next, due.throttledUntil, due.heldUntil ?? null]);
   }
 
   /**
@@ -514,7 +525,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     const waits = await this.limiter.waits(integration.memberId, this.limiter.limitFor(integration.licenseFamily));
     if (waits.priority > 0) {
       const until = new Date(Date.now() + waits.priority);
-      return { next: until, throttledUntil: until };
+      return { next: until, throttledUntil: until, heldUntil: until };
     }
     const throttledUntil = waits.background > 0 ? new Date(Date.now() + waits.background) : null;
     // Throttled background work goes only along with a live call (lane 0, listed first; in its
@@ -555,10 +566,10 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     await this.save(updates, new Map(calls.map((c) => [c.id, c])));
     updates.clear();
 
-    let pauseUntil: Date | null = null;
-    if (batch.length) pauseUntil = await this.sendBatch(integration, batch, signal);
-    if (recording && !pauseUntil) pauseUntil = await this.attachRecording(integration, recording, signal);
-    if (pauseUntil) return { next: pauseUntil, throttledUntil: later(pauseUntil, throttledUntil) };
+    let pause: Pause | null = null;
+    if (batch.length) pause = await this.sendBatch(integration, batch, signal);
+    if (recording && !pause) pause = await this.attachRecording(integration, recording, signal);
+    if (pause) return { next: pause.until, throttledUntil: later(pause.until, throttledUntil), heldUntil: pause.held ? pause.until : undefined };
     if (more || batch.length || recording) return { next: new Date(), throttledUntil };
     return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
   }
@@ -582,7 +593,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Sends one batch and applies its outcome; returns when the portal may send again if it must wait. */
-  private async sendBatch(integration: BitrixIntegration, batch: { call: Call; plan: CallPlan }[], signal: AbortSignal): Promise<Date | null> {
+  private async sendBatch(integration: BitrixIntegration, batch: { call: Call; plan: CallPlan }[], signal: AbortSignal): Promise<Pause | null> {
     // Before anything leaves: which create-steps are in flight, so a crash or a timeout is never resent blindly.
     const read = new Map(batch.map(({ call }) => [call.id, call]));
     const inFlight = new Map<string, Update>();
@@ -593,16 +604,16 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     const lane = batch.some(({ plan }) => plan.live) ? 'priority' : 'background';
     const outcome = await this.api.attemptBatch(integration, commands, { lane, signal, beforeSend: () => this.save(inFlight, read) });
     // Refused a slot: nothing left, nothing changed.
-    if (outcome.kind === 'retry' && outcome.reason === 'rate_limit') return new Date(Date.now() + outcome.afterMs);
+    if (outcome.kind === 'retry' && outcome.reason === 'rate_limit') return { until: new Date(Date.now() + outcome.afterMs), held: lane === 'priority' };
 
     const updates = new Map<string, Update>();
-    let pauseUntil: Date | null = null;
+    let pause: Pause | null = null;
     switch (outcome.kind) {
       case 'done':
         for (const { call, plan } of batch) updates.set(call.id, this.applyCommands(call, plan, outcome.value));
         break;
       case 'retry':
-        pauseUntil = new Date(Date.now() + outcome.afterMs);
+        pause = { until: new Date(Date.now() + outcome.afterMs), held: false };
         for (const { call, plan } of batch) {
           // Not sent: nothing is in doubt. Sent (a timeout, a 5xx): the steps stay in doubt for the next attempt.
           const sentSteps = outcome.sent ? withItems(call.sentSteps, ...plan.sending) : call.sentSteps;
@@ -620,7 +631,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
         return null;
     }
     await this.save(updates, read);
-    return pauseUntil;
+    return pause;
   }
 
   /** A call's row after its commands' outcomes. */
@@ -775,7 +786,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Attaches the recording of a finished call (outside `batch`: base64 when small, else the uploadUrl flow). */
-  private async attachRecording(integration: BitrixIntegration, call: Call, signal: AbortSignal): Promise<Date | null> {
+  private async attachRecording(integration: BitrixIntegration, call: Call, signal: AbortSignal): Promise<Pause | null> {
     const updates = new Map<string, Update>();
     const read = new Map([[call.id, call]]);
     const file = await this.recordings.fetch(call.recordingUrl as string, signal);
@@ -796,14 +807,14 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
           ? await this.api.uploadFile(integration, upload.uploadUrl, typeof upload.fieldName === 'string' ? upload.fieldName : 'file', filename, file.content, { signal })
           : { kind: 'permanent', message: 'Bitrix24 sent no uploadUrl for the recording.', error: { error: 'NO_UPLOAD_URL' } };
     }
-    let pauseUntil: Date | null = null;
+    let pause: Pause | null = null;
     switch (outcome.kind) {
       case 'done':
         // attachRecord replaces an earlier recording of the call, so a resend after a lost answer is harmless.
         updates.set(call.id, { doneSteps: withItems(call.doneSteps, 'record'), attempts: 0, nextAttemptAt: new Date() });
         break;
       case 'retry':
-        if (outcome.reason === 'rate_limit') pauseUntil = new Date(Date.now() + outcome.afterMs);
+        if (outcome.reason === 'rate_limit') pause = { until: new Date(Date.now() + outcome.afterMs), held: false };
         else updates.set(call.id, this.retryLater(call, outcome.message, outcome.afterMs));
         break;
       case 'permanent':
@@ -815,7 +826,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
         return null;
     }
     await this.save(updates, read);
-    return pauseUntil;
+    return pause;
   }
 
   private retryLater(call: Call, message: string, afterMs: number): Update {

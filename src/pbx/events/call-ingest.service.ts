@@ -157,7 +157,6 @@ export class CallIngestService {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly sync: CallSyncService,
     config: ConfigService<Config, true>,
   ) {
     this.country = config.get('app', { infer: true }).defaultCountry;
@@ -165,8 +164,8 @@ export class CallIngestService {
 
   async ingest(companyId: number, body: unknown): Promise<{ accepted: number }> {
     const events = this.parse(body);
+    // Workers learn of it from markDue's announcement (this instance's too), or by polling while it cannot be heard.
     await this.stores.add(companyId, events);
-    this.sync.wake();
     return { accepted: events.length };
   }
 

@@ -1,11 +1,9 @@
 import { Module } from '@nestjs/common';
-import { BitrixModule } from '../../bitrix/bitrix.module';
 import { CallIngestService } from './call-ingest.service';
 import { PbxEventsController } from './pbx-events.controller';
 
 /** `POST /pbx/events`: the PBX's call events in, stored for call sync. */
 @Module({
-  imports: [BitrixModule],
   controllers: [PbxEventsController],
   providers: [CallIngestService],
 })
