@@ -399,7 +399,7 @@ async function main(): Promise<void> {
       '<!-- bench:call-sync -->',
       '## Call sync',
       '',
-      'Command: `npm run bench:call-sync` (builds, starts `node --max-old-space-size=192 --no-concurrent-marking dist/src/main.js` as `npm start` does, with the embedded PostgreSQL in a new DATA_DIR, or DATABASE_URL, ' +
+      'Command: `npm run bench:call-sync` (builds, starts `node --max-old-space-size=192 dist/src/main.js` as `npm start` does, with the embedded PostgreSQL in a new DATA_DIR, or DATABASE_URL, ' +
         `against the in-process Bitrix24 emulator over sockets: one portal per case, each at ${LIMIT.rate} req/s, burst ${LIMIT.burst}, its bucket full at the start; ` +
         'traffic from `test/emulators/pbx/traffic.ts`, 3 % duplicated and 5 % reordered events).',
       `Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine, shared with other work: load average ${loads.join(', ')}.`,

@@ -39,7 +39,7 @@ export function writeSection(name: string, section: string): void {
  * BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
  */
 export function serviceNodeArgs(): string[] {
-  return ['--max-old-space-size=192', '--no-concurrent-marking', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  return ['--max-old-space-size=192', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
