@@ -282,15 +282,17 @@ async function main(): Promise<void> {
         500,
       ))
         await service.post(ringToken, batch);
-      // Sampling starts once the backlog flows: finishes arriving and no QUERY_LIMIT_EXCEEDED for
-      // 3 s. The portal starts with a full bucket, and its first refusal (before the first batch or
-      // after it) stops every request for a couple of seconds, cards included: that start is the
-      // throughput case's, not this one's.
+      // Sampling starts once the backlog flows: finishes arriving for 3 s with no QUERY_LIMIT_EXCEEDED
+      // in the last 3 s. The portal starts with a full bucket, and its first refusal (before the
+      // first batch or a batch or two after it) stops every request for a couple of seconds, cards
+      // included: that start is the throughput case's, not this one's.
       let refusals = 0;
       let lastRefusal = 0;
+      let firstFinish = 0;
       await until('the backlog flowing', 60_000, () => {
         if (ringPortal.stats.queryLimitExceeded !== refusals) [refusals, lastRefusal] = [ringPortal.stats.queryLimitExceeded, Date.now()];
-        return mirrored(ringPortal, backlogIds).finished > 0 && Date.now() - lastRefusal > 3_000 ? true : undefined;
+        if (!firstFinish && mirrored(ringPortal, backlogIds).finished > 0) firstFinish = Date.now();
+        return firstFinish && Date.now() - firstFinish > 3_000 && Date.now() - lastRefusal > 3_000 ? true : undefined;
       });
       const latencies: number[] = [];
       const ringIds = new Set<string>();
@@ -313,7 +315,7 @@ async function main(): Promise<void> {
     const sorted = [...latencies].sort((a, b) => a - b);
     const p99 = percentile(sorted, 99);
     rows.push({
-      what: `ringing latency: 202 → emulator executes the card's \`show\` (${latencies.length} calls, one at a time; backlog of ${BACKLOG} ended calls posted first, sampling once it flows: finishes arriving and no QUERY_LIMIT_EXCEEDED for 3 s; ${backlogLeft} still unfinished after the last sample)`,
+      what: `ringing latency: 202 → emulator executes the card's \`show\` (${latencies.length} calls, one at a time; backlog of ${BACKLOG} ended calls posted first, sampling once it flows: finishes arriving for 3 s, no QUERY_LIMIT_EXCEEDED in the last 3 s; ${backlogLeft} still unfinished after the last sample)`,
       result: `p50 ${percentile(sorted, 50)} ms, p99 ${p99} ms, max ${sorted[sorted.length - 1]} ms`,
       target: 'p99 ≤ 1000 ms',
       met: p99 <= 1000 && backlogLeft > 0,
