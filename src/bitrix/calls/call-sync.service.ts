@@ -282,7 +282,8 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
    * The row is written only when it is not due already: the first call stored after a claim
    * writes it, the others leave it alone. A claim clears `due_at`; the release keeps one set
    * meanwhile, so work stored during a round is never missed. Live work (a ringing card) is due
-   * now; other work waits while the portal's background lane is throttled.
+   * now unless no lane has room (`held_until`); other work also waits while the portal's
+   * background lane is throttled.
    */
   static async markDue(db: Queryable, companyId: number, live: boolean): Promise<void> {
     await run(db, MARK_DUE, [companyId, live]);
