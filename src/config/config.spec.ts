@@ -52,6 +52,21 @@ describe('loadConfig', () => {
     for (const name of ['PORT', 'APP_KEY', 'BITRIX_RATE_LIMIT', 'PBX_DRIVER', 'DATABASE_URL', 'DEFAULT_COUNTRY']) expect(message).toContain(`${name}:`);
   });
 
+  it('takes DATABASE_URL for a host or a Unix socket, as node-postgres connects', () => {
+    for (const url of [
+      'postgres://postgres@127.0.0.1:5432/test',
+      'postgresql://app:secret@db.internal/utel?sslmode=require',
+      'postgres://app@[::1]:5432/utel',
+      'postgres://app@%2Fvar%2Frun%2Fpostgresql/utel',
+      'postgres:///utel?host=/var/run/postgresql',
+    ]) {
+      expect(loadConfig({ DATA_DIR: dataDir(), DATABASE_URL: url }).database.url).toBe(url);
+    }
+    for (const url of ['mysql://db/utel', 'postgres://', 'postgres:///utel', 'postgres:///utel?host=db', 'db.internal:5432', 'postgres://app@db:99999/utel']) {
+      expect(configError({ DATA_DIR: dataDir(), DATABASE_URL: url })).toContain('DATABASE_URL: must be a postgres:// URL');
+    }
+  });
+
   it('names every bad variable, also those checked after their format (lists, pairs, production rules)', () => {
     const message = configError({
       DATA_DIR: dataDir(),
