@@ -5,7 +5,7 @@ const shared = {
   testEnvironment: 'node',
   transform: { '\\.[cm]?[jt]s$': '<rootDir>/test/jest-transform.js' },
   // Let the ESM-only packages through the transformer; everything else in node_modules is CommonJS.
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|@apidevtools|file-type|strtok3|token-types|uint8array-extras|@tokenizer|load-esm|qs-esm)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|@apidevtools|file-type|strtok3|token-types|uint8array-extras|@tokenizer|load-esm|qs-esm|content-disposition|@fastify/static/node_modules/content-disposition)/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   // Sources import siblings as `./x.js` (Node's ESM-style resolution); Jest must find `./x.ts`.
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },

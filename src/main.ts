@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
-import { configureApp } from './app.setup';
+import { configureApp, createHttpAdapter } from './app.setup';
 import { loadConfig } from './config/config';
 import { ConfigError } from './config/validate-env';
 import { openDatabase } from './database/database';
@@ -11,11 +11,12 @@ import { bootLog } from './common/boot-log';
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
   const database = await openDatabase(config, bootLog);
-  let app: NestExpressApplication;
+  let app: NestFastifyApplication;
   try {
-    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, databaseUrl: database.url }), { bufferLogs: true, bodyParser: false });
+    app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot({ config, databaseUrl: database.url }), createHttpAdapter(), { bufferLogs: true, bodyParser: false });
     configureApp(app);
-    await app.listen(config.app.port);
+    // Every interface, as a container's port mapping needs (Fastify alone would listen on localhost only).
+    await app.listen(config.app.port, '0.0.0.0');
   } catch (err) {
     await database.close();
     throw err;

@@ -1,6 +1,6 @@
 import { ExecutionContext, Injectable, type CanActivate } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request, Response } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { Passport } from 'passport';
 import { AppError } from '../common/app-error';
 import { IS_PUBLIC, ROLES, type Role } from '../common/decorators';
@@ -27,16 +27,17 @@ export class BearerAuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
     const http = context.switchToHttp();
-    const request = http.getRequest<Request & { user?: Principal }>();
+    const request = http.getRequest<FastifyRequest & { user?: Principal }>();
     // Only the Authorization header carries a token: passport-http-bearer would also take one from
     // the query string or the body, which leaks tokens into URLs and logs.
-    const credentials = { headers: { authorization: request.headers.authorization } } as Request;
+    const credentials = { headers: { authorization: request.headers.authorization } };
     const principal = await new Promise<Principal | false>((resolve, reject) => {
       const fail = (err: unknown) => reject(err instanceof Error ? err : new Error('Authentication failed'));
       const authenticate = this.passport.authenticate('bearer', { session: false }, (err: unknown, user: Principal | false) =>
         err ? fail(err) : resolve(user),
-      ) as (req: Request, res: Response, next: (err?: unknown) => void) => void;
-      authenticate(credentials, http.getResponse<Response>(), fail);
+      ) as (req: unknown, res: unknown, next: (err?: unknown) => void) => void;
+      // With a callback, passport answers through it and never writes to the response.
+      authenticate(credentials, http.getResponse(), fail);
     });
     if (!principal) throw new AppError('UNAUTHENTICATED', 'Unauthenticated.');
     request.user = principal;

@@ -1,8 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type FieldErrors } from './app-error';
-import { MAX_BODY_DEPTH, MAX_BODY_VALUES } from './body-shape';
+import { MAX_BODY_DEPTH, MAX_BODY_VALUES, type BodyError } from './body-parsers';
 import { RAW_RESPONSE } from './decorators';
 import { failure } from './envelope';
 
@@ -19,21 +19,16 @@ const DEFAULT_MESSAGES: Partial<Record<number, string>> = {
   429: 'Too many requests.',
 };
 
-/** Messages for the body-parser (and limitBodyShape) errors a client can cause, by their `type`. */
-const PARSER_MESSAGES: Partial<Record<string, string>> = {
+/** Messages for the body parsers' errors a client can cause, by their `type`. */
+const PARSER_MESSAGES: Record<BodyError['type'], string> = {
   'entity.parse.failed': 'The request body is not valid JSON.',
   'parameters.too.many': 'The request has too many form fields.',
   'entity.too.deep': `The request body is nested deeper than ${MAX_BODY_DEPTH} levels.`,
-  // qs refusing a form nested past body-parser's `depth`.
+  // qs refusing a form nested past its `depth`.
   'querystring.parse.rangeError': `The request body is nested deeper than ${MAX_BODY_DEPTH} levels.`,
   'entity.too.many.values': `The request body has more than ${MAX_BODY_VALUES} values.`,
 };
 
-/** Errors body-parser raises before any route runs: they carry `type` and `status`. */
-interface BodyParserError {
-  type: string;
-  status: number;
-}
 
 /** Maps every error to the envelope: coded domain errors, HTTP errors, and a generic 500 with the request id. */
 @Catch()
@@ -47,33 +42,32 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    const request = http.getRequest<Request & { id?: string }>();
-    const response = http.getResponse<Response>();
+    // The request's id, as its X-Request-Id header and its log lines carry it (createHttpAdapter).
+    const reqId = http.getRequest<FastifyRequest>().id;
+    const response = http.getResponse<FastifyReply>();
     const { httpAdapter } = this.adapterHost;
 
     if (exception instanceof HttpException && this.isRawRoute(host)) {
       httpAdapter.reply(response, exception.getResponse(), exception.getStatus());
       return;
     }
-    const { status, message, errors } = this.describe(exception, request);
+    const { status, message, errors } = this.describe(exception, reqId);
     httpAdapter.reply(response, failure(status, message, errors), status);
   }
 
-  private describe(exception: unknown, request: Request & { id?: string }): { status: number; message: string; errors?: FieldErrors } {
+  private describe(exception: unknown, reqId: string | undefined): { status: number; message: string; errors?: FieldErrors } {
     if (exception instanceof AppError) {
-      if (exception.status >= HttpStatus.INTERNAL_SERVER_ERROR) this.logger.warn({ code: exception.code, err: exception, reqId: request.id }, exception.message);
+      if (exception.status >= HttpStatus.INTERNAL_SERVER_ERROR) this.logger.warn({ code: exception.code, err: exception, reqId }, exception.message);
       return { status: exception.status, message: exception.message, errors: exception.errors };
     }
-    // The express adapter wraps body-parser's errors (bad JSON, too large) in an HttpException;
-    // limitBodyShape's reach us as they are.
-    const parserError = isBodyParserError(exception) ? exception : exception instanceof HttpException && isBodyParserError(exception.cause) ? exception.cause : null;
-    if (parserError) return { status: parserError.status, message: PARSER_MESSAGES[parserError.type] ?? DEFAULT_MESSAGES[parserError.status] ?? 'The request is malformed.' };
+    // The body parsers' errors reach us as they are; Fastify's own (too large, unsupported type) as HttpExceptions.
+    if (isBodyError(exception)) return { status: exception.status, message: PARSER_MESSAGES[exception.type] };
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       return { status, message: DEFAULT_MESSAGES[status] ?? (status >= 500 ? 'Internal server error.' : 'The request could not be processed.') };
     }
-    this.logger.error({ err: exception, reqId: request.id }, 'Unhandled error');
-    return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: `Internal server error. Request id: ${request.id ?? 'unknown'}.` };
+    this.logger.error({ err: exception, reqId }, 'Unhandled error');
+    return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: `Internal server error. Request id: ${reqId ?? 'unknown'}.` };
   }
 
   private isRawRoute(host: ArgumentsHost): boolean {
@@ -86,6 +80,6 @@ export class AllExceptionsFilter implements ExceptionFilter {
   }
 }
 
-function isBodyParserError(err: unknown): err is BodyParserError {
-  return typeof err === 'object' && err !== null && typeof (err as BodyParserError).type === 'string' && typeof (err as BodyParserError).status === 'number' && (err as BodyParserError).status < 500;
+function isBodyError(err: unknown): err is BodyError {
+  return err instanceof Error && typeof (err as BodyError).type === 'string' && Object.hasOwn(PARSER_MESSAGES, (err as BodyError).type);
 }

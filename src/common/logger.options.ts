@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RequestMethod } from '@nestjs/common';
 import type { Params } from 'nestjs-pino';
 import pino from 'pino';
 
@@ -34,20 +33,17 @@ function serializeError(err: unknown, depth = 0): unknown {
   };
 }
 
-/** Accept a caller's request id if it is sane, so logs correlate across services; otherwise mint one. */
-function requestId(req: IncomingMessage, res: ServerResponse): string {
-  const incoming = req.headers['x-request-id'];
-  const id = typeof incoming === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(incoming) ? incoming : randomUUID();
-  res.setHeader('X-Request-Id', id);
-  return id;
-}
-
-/** Structured JSON logs with a request id, to stdout unless a destination is given (tests capture it). */
+/**
+ * Structured JSON logs with the request id (Fastify's, see createHttpAdapter, which pino-http takes
+ * from the request), to stdout unless a destination is given (tests capture it).
+ */
 export function loggerOptions(level: string, destination: pino.DestinationStream = pino.destination({ fd: 1 })): Params {
   return {
+    // Every path, `/` included. nestjs-pino's default (`{/*splat}`) gets a second leading slash from
+    // @fastify/middie's prefix join and then matches no request.
+    forRoutes: [{ path: '/{*path}', method: RequestMethod.ALL }],
     pinoHttp: {
       level,
-      genReqId: requestId,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: {
         err: serializeError,

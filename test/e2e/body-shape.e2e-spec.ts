@@ -95,4 +95,29 @@ describe('request body shape limits', () => {
     const events = Array.from({ length: 500 }, (_, i) => ({ call_id: `c${i}`, event: 'ringing', sip_phones: ['101', '102'], phone_number: '+998901234567' }));
     await t.http().post('/shape-probe').send(events).expect(200);
   });
+
+  it('reads JSON under any application/*+json type, and an empty JSON body as an empty object', async () => {
+    expect((await t.http().post('/shape-probe').set('Content-Type', 'application/vnd.utel+json; charset=utf-8').send('{"a":1}').expect(200)).body.result).toEqual({ a: 1 });
+    expect((await t.http().post('/shape-probe').set('Content-Type', 'application/json').send('').expect(200)).body.result).toEqual({});
+  });
+
+  it('answers a JSON body that is not an object or an array with 400', async () => {
+    for (const body of ['5', '"text"', 'null']) {
+      const res = await t.http().post('/shape-probe').set('Content-Type', 'application/json').send(body);
+      expect(res.body).toEqual({ status: 'error', code: 400, result: null, message: 'The request body is not valid JSON.' });
+    }
+  });
+
+  it('drops __proto__ and constructor.prototype keys from JSON bodies', async () => {
+    const res = await t.http().post('/shape-probe').set('Content-Type', 'application/json').send('{"a":1,"__proto__":{"admin":true},"constructor":{"prototype":{"admin":true}}}').expect(200);
+    expect(res.body.result).toEqual({ a: 1 });
+    expect(({} as { admin?: boolean }).admin).toBeUndefined();
+  });
+
+  it('answers a form with more than 2,000 fields with 413, and a content type it does not read with 415', async () => {
+    const many = Array.from({ length: 2001 }, (_, i) => `f${i}=1`).join('&');
+    expect((await t.http().post('/shape-probe').type('form').send(many)).body).toEqual({ status: 'error', code: 413, result: null, message: 'The request has too many form fields.' });
+    const res = await t.http().post('/shape-probe').set('Content-Type', 'text/plain').send('hello');
+    expect(res.body).toEqual({ status: 'error', code: 415, result: null, message: 'The request content type is not supported.' });
+  });
 });

@@ -35,6 +35,12 @@ describe('platform routes', () => {
     expect(res.body).toMatchObject({ status: 'ok', info: { database: { status: 'up' } }, error: {}, details: { database: { status: 'up' } } });
   });
 
+  it('routes a path with a trailing slash like the path without it, and names every answer with its request id', async () => {
+    const res = await t.http().get('/health/').set('X-Request-Id', 'probe-1').expect(200);
+    expect(res.body.status).toBe('ok');
+    expect(res.headers['x-request-id']).toBe('probe-1');
+  });
+
   it('serves no other documentation route (the public set is exact)', async () => {
     await t.http().get('/docs-yaml').expect(404);
   });

@@ -1,8 +1,8 @@
 import { createParamDecorator, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { CallbackAuthService, type CallbackCaller } from './callback-auth.service';
 
-type CallbackRequest = Request & { bitrixCaller?: CallbackCaller };
+type CallbackRequest = FastifyRequest<{ Querystring: Record<string, unknown> }> & { bitrixCaller?: CallbackCaller };
 
 /**
  * The check of the public Bitrix24 callbacks (they are @Public() for bearer auth): the handler

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../common/app-error';
 
 /**
@@ -15,8 +15,8 @@ export class SmartRedirectExceptionFilter implements ExceptionFilter {
     const status: number =
       exception instanceof AppError ? exception.status : exception instanceof HttpException ? exception.getStatus() : 500;
     if (status >= 500) {
-      this.logger.error({ err: exception, reqId: http.getRequest<{ id?: string }>().id }, 'Smart Redirect request failed');
+      this.logger.error({ err: exception, reqId: http.getRequest<FastifyRequest>().id }, 'Smart Redirect request failed');
     }
-    http.getResponse<Response>().status(status).json({});
+    void http.getResponse<FastifyReply>().status(status).send({});
   }
 }

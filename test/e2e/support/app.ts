@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Module, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { AppModule } from '../../../src/app.module';
-import { configureApp } from '../../../src/app.setup';
+import { configureApp, createHttpAdapter } from '../../../src/app.setup';
 import { AccountsService } from '../../../src/auth/accounts.service';
 import type { Role } from '../../../src/common/decorators';
 import { loadConfig } from '../../../src/config/config';
@@ -18,7 +18,7 @@ import { createTestDatabase } from './database';
 export const TEST_APP_KEY = Buffer.alloc(32, 7).toString('base64');
 
 export interface TestApp {
-  app: NestExpressApplication;
+  app: NestFastifyApplication;
   /** Every log line the app wrote (only with `captureLogs`). */
   logs: string[];
   http: () => ReturnType<typeof request>;
@@ -48,7 +48,7 @@ export async function createTestApp(options: { env?: Env; controllers?: Type[]; 
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.forRoot({ config, databaseUrl: database.url, logDestination: { write: (line: string) => logs.push(line) } }), ExtraRoutesModule],
   }).compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false });
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(createHttpAdapter(), { bodyParser: false });
   configureApp(app);
   // Listening for real: supertest then reuses this socket server instead of calling listen() once
   // per request (concurrent requests against an unbound server would race for it).
