@@ -26,6 +26,13 @@ export function rssMb(pid: number): number {
   return Math.round(Number(line?.replace(/\D/g, '') ?? 0) / 1024);
 }
 
+/** CPU time a process has used so far (user + system, all its threads), ms. */
+export function cpuMs(pid: number): number {
+  // The fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 /** Rewrites this benchmark's own section of BENCHMARKS.md (between `<!-- bench:NAME -->` markers), or appends it. */
 export function writeSection(name: string, section: string): void {
   const file = join(__dirname, '..', 'BENCHMARKS.md');

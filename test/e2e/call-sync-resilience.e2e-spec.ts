@@ -141,6 +141,34 @@ describe('call sync through failures', () => {
     }
   });
 
+  it('costs the worker no round for the events of a company that is not connected, and still pauses what falls pending', async () => {
+    emu = new Bitrix24Emulator();
+    await emu.start();
+    const { portal, t, admin, post } = await setUp({ connect: false });
+    const db = t.app.get(DataSource);
+    const portalRow = async () =>
+      (await db.query<{ due_at: Date | null; lease_owner: string | null }[]>(`SELECT due_at, lease_owner FROM call_sync_portals WHERE company_id = $1`, [admin.companyId]))[0];
+    try {
+      const first = pbxCallId();
+      await post(pbxEvent(first, 'ringing', { sip_phones: ['101'] }));
+      await until(() => callRow(t, first), (r) => r?.sync_state === 'paused');
+      await until(portalRow, (r) => r?.due_at === null && r.lease_owner === null);
+      // No worker may claim the portal now: a due_at set by the next events would stay for the test to see.
+      await db.query(`UPDATE call_sync_portals SET lease_owner = 'elsewhere', lease_until = now() + interval '1 hour' WHERE company_id = $1`, [admin.companyId]);
+      await post([pbxEvent(first, 'answered', { sip_phones: ['101'] }), pbxEvent(pbxCallId(), 'ringing', { sip_phones: ['101'] })]);
+      expect((await portalRow()).due_at).toBeNull();
+      await db.query(`UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL WHERE company_id = $1`, [admin.companyId]);
+      // A call left pending while nothing is connected (as a disconnect racing an ingest leaves it) is still paused.
+      await db.query(`UPDATE calls SET sync_state = 'pending', next_attempt_at = now() WHERE call_id = $1`, [first]);
+      await until(() => callRow(t, first), (r) => r?.sync_state === 'paused');
+
+      expect((await connectPortal(t, admin.token, portal)).res.status).toBe(200);
+      await until(() => portal.telephony.calls.filter((c) => c.EXTERNAL_CALL_ID === first), (c) => c.length === 1);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('pauses on reauth_required and on disconnect, and resumes when the same portal is connected again', async () => {
     emu = new Bitrix24Emulator();
     await emu.start();

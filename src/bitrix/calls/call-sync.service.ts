@@ -64,11 +64,17 @@ export const portalRowCte = (company: string) =>
 
 /** A live call waits only while no lane has room; background work also while its own lane has none. */
 const DUE_WHEN = `CASE WHEN $2::boolean THEN GREATEST(now(), held_until) ELSE GREATEST(now(), throttled_until, held_until) END`;
-/** `markDue`'s statement ($1 company, $2 live); a portal that falls due now is announced to idle workers. */
+/**
+ * `markDue`'s statement ($1 company, $2 live); a portal that falls due now is announced to idle
+ * workers. A company that is not connected has nothing to send: its new calls are stored paused,
+ * and a round would only pause what became pending meanwhile, which the housekeeping scan finds
+ * (resumeReconnected) without a round for every event the PBX posts.
+ */
 const MARK_DUE = prepared(
   'call_sync_mark_due',
   `WITH ${portalRowCte('$1')},
-   marked AS (UPDATE call_sync_portals SET due_at = ${DUE_WHEN} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${DUE_WHEN}) RETURNING due_at)
+   marked AS (UPDATE call_sync_portals SET due_at = ${DUE_WHEN} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${DUE_WHEN})
+     AND EXISTS (SELECT 1 FROM bitrix_integrations WHERE company_id = $1 AND status = 'connected') RETURNING due_at)
    SELECT pg_notify('${DUE_CHANNEL}', '') FROM (SELECT due_at FROM marked UNION ALL SELECT now() FROM portal_row) m WHERE m.due_at <= now() LIMIT 1`,
 );
 
