@@ -29,7 +29,6 @@ const PARSER_MESSAGES: Record<BodyError['type'], string> = {
   'entity.too.many.values': `The request body has more than ${MAX_BODY_VALUES} values.`,
 };
 
-
 /** Maps every error to the envelope: coded domain errors, HTTP errors, and a generic 500 with the request id. */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
@@ -55,7 +54,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     httpAdapter.reply(response, failure(status, message, errors), status);
   }
 
-  private describe(exception: unknown, reqId: string | undefined): { status: number; message: string; errors?: FieldErrors } {
+  private describe(exception: unknown, reqId: string): { status: number; message: string; errors?: FieldErrors } {
     if (exception instanceof AppError) {
       if (exception.status >= HttpStatus.INTERNAL_SERVER_ERROR) this.logger.warn({ code: exception.code, err: exception, reqId }, exception.message);
       return { status: exception.status, message: exception.message, errors: exception.errors };
@@ -67,7 +66,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       return { status, message: DEFAULT_MESSAGES[status] ?? (status >= 500 ? 'Internal server error.' : 'The request could not be processed.') };
     }
     this.logger.error({ err: exception, reqId }, 'Unhandled error');
-    return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: `Internal server error. Request id: ${reqId ?? 'unknown'}.` };
+    return { status: HttpStatus.INTERNAL_SERVER_ERROR, message: `Internal server error. Request id: ${reqId}.` };
   }
 
   private isRawRoute(host: ArgumentsHost): boolean {
