@@ -16,7 +16,7 @@ import { Client } from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/database/embedded-postgres';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
-import { connectPortal, emulatorEnv, freePort, percentile, rssMb, serviceNodeArgs, sleep, until, waitHealthy, writeSection } from './support';
+import { connectPortal, emulatorEnv, freePort, percentile, rssMb, serviceNodeArgs, SERVICE_COMMAND, sleep, until, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const PORTALS = Number(process.env.BENCH_PORTALS ?? 200);
@@ -259,7 +259,7 @@ async function main(): Promise<void> {
       '<!-- bench:call-sync-portals -->',
       '## Call sync across many portals',
       '',
-      `Command: \`npm run bench:call-sync-portals\` (builds, starts \`node --max-old-space-size=192 dist/src/main.js\` as \`npm start\` does, on PostgreSQL — an embedded server, or a fresh database on DATABASE_URL — against the in-process Bitrix24 emulator: ${PORTALS} portals, each at ${LIMIT.rate} req/s, burst ${LIMIT.burst}; each company makes 1 call a second for ${SECONDS} s, ringing and then \`ended\` ${CALL_SECONDS} s later, every event posted as it happens; then the same with a second instance on the same database, half of the companies posting to each).`,
+      `Command: \`npm run bench:call-sync-portals\` (builds, starts \`${SERVICE_COMMAND}\` as \`npm start\` does, on PostgreSQL — an embedded server, or a fresh database on DATABASE_URL — against the in-process Bitrix24 emulator: ${PORTALS} portals, each at ${LIMIT.rate} req/s, burst ${LIMIT.burst}; each company makes 1 call a second for ${SECONDS} s, ringing and then \`ended\` ${CALL_SECONDS} s later, every event posted as it happens; then the same with a second instance on the same database, half of the companies posting to each).`,
       `Targets: every call synced exactly once; p99 lag from \`ended\` accepted to its finish reaching Bitrix24 ≤ ${TARGET_P99_MS} ms, on every portal; service RSS ≤ ${TARGET_RSS_MB} MB. Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine (the emulator and the load generator share it): load average ${loads.join(', ')}.`,
       '',
       '| instances | calls | lag p50 / p99 / max | worst portal p99 | QUERY_LIMIT_EXCEEDED | peak RSS | |',

@@ -23,7 +23,7 @@ import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
 import type { Portal } from '../test/emulators/bitrix24/portal';
 import { connectApp, restCall } from '../test/emulators/bitrix24/spec-support';
 import { generateTraffic, type PbxEventBody, type SimulatedCall } from '../test/emulators/pbx/traffic';
-import { apiCall, connectPortal, cpuMs, emulatorEnv, freePort, percentile, rssMb, serviceNodeArgs, sleep, until, waitHealthy, writeSection } from './support';
+import { apiCall, connectPortal, cpuMs, emulatorEnv, freePort, percentile, rssMb, serviceNodeArgs, SERVICE_COMMAND, sleep, until, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const LIMIT = { rate: 2, burst: 50 };
@@ -412,7 +412,7 @@ async function main(): Promise<void> {
       '<!-- bench:call-sync -->',
       '## Call sync',
       '',
-      'Command: `npm run bench:call-sync` (builds, starts `node --max-old-space-size=192 dist/src/main.js` as `npm start` does, with the embedded PostgreSQL in a new DATA_DIR, or DATABASE_URL, ' +
+      `Command: \`npm run bench:call-sync\` (builds, starts \`${SERVICE_COMMAND}\` as \`npm start\` does, with the embedded PostgreSQL in a new DATA_DIR, or DATABASE_URL, ` +
         `against the in-process Bitrix24 emulator over sockets: one portal per case, each at ${LIMIT.rate} req/s, burst ${LIMIT.burst}, its bucket full at the start; ` +
         'traffic from `test/emulators/pbx/traffic.ts`, 3 % duplicated and 5 % reordered events).',
       `Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine, shared with other work: load average ${loads.join(', ')}.`,

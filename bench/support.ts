@@ -41,13 +41,22 @@ export function writeSection(name: string, section: string): void {
   writeFileSync(file, pattern.test(current) ? current.replace(pattern, () => section) : `${current.trimEnd()}\n\n${section}\n`);
 }
 
+/** The node flags of package.json's `start:prod`: the benchmarks run the service as production does. */
+const START_FLAGS = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start:prod']
+  .split(' ')
+  .filter((arg) => arg.startsWith('--'));
+
 /**
- * The service's node flags: its heap cap, as `npm start` and the Dockerfile run it, then any from
- * BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
+ * The service's node flags: those of package.json's `start:prod` (as `npm start` and the image run
+ * it), then any from BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its
+ * time goes.
  */
 export function serviceNodeArgs(): string[] {
-  return ['--max-old-space-size=192', ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  return [...START_FLAGS, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
 }
+
+/** How the benchmarks start the service, for their reports. */
+export const SERVICE_COMMAND = `node ${START_FLAGS.join(' ')} dist/src/main.js`;
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
