@@ -12,7 +12,7 @@ import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bitrix24Emulator } from '../test/emulators/bitrix24/emulator';
-import { connectPortal, freePort, percentile, serviceNodeArgs, waitHealthy, writeSection } from './support';
+import { connectPortal, freePort, percentile, serviceNodeArgs, SERVICE_COMMAND, waitHealthy, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const BITRIX_DELAY_MS = 100;
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
       '<!-- bench:smart-redirect -->',
       '## Smart Redirect: responsible lookup',
       '',
-      'Command: `npm run bench:smart-redirect` (builds, starts `node dist/src/main.js` with the embedded PostgreSQL, or DATABASE_URL, ' +
+      `Command: \`npm run bench:smart-redirect\` (builds, starts \`${SERVICE_COMMAND}\` with the embedded PostgreSQL, or DATABASE_URL, ` +
         `against the in-process Bitrix24 emulator answering every request in ${BITRIX_DELAY_MS} ms; ` +
         `SMART_REDIRECT_TIMEOUT_MS=${DEADLINE_MS}; requests through node:http on kept-alive connections; every answer is checked against the CRM record's owner).`,
       `Targets: cached p99 ≤ 5 ms (one request in flight: the service's own cost, not queueing on 2 cores); ` +

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, rssMb, serviceNodeArgs, writeSection } from './support';
+import { freePort, rssMb, serviceNodeArgs, SERVICE_COMMAND, writeSection } from './support';
 
 const ROOT = join(__dirname, '..');
 const WARM_RUNS = 5;
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
       '<!-- bench:startup -->',
       '## Start-up and shutdown',
       '',
-      'Command: `npm run bench:startup` (builds, then starts `node dist/src/main.js` with the embedded PostgreSQL in a new DATA_DIR).',
+      `Command: \`npm run bench:startup\` (builds, then starts \`${SERVICE_COMMAND}\` with the embedded PostgreSQL in a new DATA_DIR).`,
       `Target: warm start to first 200 on /health under 10 s. Measured ${new Date().toISOString().slice(0, 10)} on this project's 2-core machine:`,
       '',
       '| what | result |',
