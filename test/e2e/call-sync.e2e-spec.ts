@@ -1,4 +1,6 @@
 import { createServer, type Server } from 'node:http';
+import { DataSource } from 'typeorm';
+import { LOCK_CALLS } from '../../src/pbx/events/call-ingest.service';
 import type { Portal } from '../emulators/bitrix24/portal';
 import { createTestApp, type TestApp } from './support/app';
 import { Bitrix24Emulator, bitrixEnv, connectPortal } from './support/bitrix';
@@ -210,6 +212,24 @@ describe('call sync', () => {
     await post('"x"').expect(422);
     await post(ev(id, 'ringing', { phone_number: 'anonymous' })).expect(422);
     await post(ev(id, 'recording', { recording_url: 'ftp://x/y.mp3' })).expect(422);
+  });
+
+  it("looks a company's stored calls up by their unique key even when the table's statistics predate them", async () => {
+    const ringing = (ids: string[]) => ids.map((id) => ev(id, 'ringing', { sip_phones: ['101'] }));
+    const postAll = async (token: string, ids: string[]) => {
+      for (let i = 0; i < ids.length; i += 100) await post(ringing(ids.slice(i, i + 100)), token).expect(202);
+    };
+    // Statistics gathered while another company had all the calls: the planner expects this one to have none.
+    const earlier = await t.login('admin');
+    await postAll(earlier.token, Array.from({ length: 1000 }, () => uid()));
+    const db = t.app.get(DataSource);
+    await db.query('ANALYZE calls');
+    const fresh = await t.login('admin');
+    const ids = Array.from({ length: 500 }, () => uid()).sort();
+    await postAll(fresh.token, ids);
+    const plan = JSON.stringify(await db.query(`EXPLAIN (FORMAT JSON) ${LOCK_CALLS.text}`, [fresh.companyId, ids.slice(0, 3)]));
+    expect(plan).toContain('"Index Name":"uq_calls_company_call"');
+    expect(plan).not.toContain('"Filter"');
   });
 
   it('lists calls newest first, filters by sync_state, and lets an admin retry a failed one', async () => {

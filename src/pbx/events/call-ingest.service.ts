@@ -54,12 +54,17 @@ const CALL_COLUMNS = `id, call_id AS "callId", direction, phone_number AS "phone
   bitrix_call_id AS "bitrixCallId", click_to_call AS "clickToCall", sync_state AS "syncState", attempts`;
 
 /**
- * The calls of these ids, locked in the order given (sorted, like every lock here): one unique-index lookup each, whatever the planner
- * believes about the table (a prepared statement keeps its plan; a plan made while a company's
- * calls were few would otherwise scan all of them).
+ * The calls of these ids, locked in the order given (sorted, like every lock here): one unique-index
+ * lookup each. The company's id reaches the planner only as a subquery's result, so it estimates
+ * the company's share of the table from the number of companies. Given the value, it looks it up
+ * in the statistics of the last ANALYZE: a company that had no calls then (a new company, or one
+ * whose calls all arrived since) is expected to have none, every index on company_id then costs
+ * the same, and it took ix_calls_listing, filtering each lookup's call_id over all of the company's
+ * calls: a request of 100 events cost a second of CPU once the company had 10,000 calls.
  */
 const LOCKED_CALLS = (company: string, callIds: string) =>
-  `SELECT c.* FROM unnest(${callIds}::text[]) AS k(call_id), LATERAL (SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = ${company} AND call_id = k.call_id FOR UPDATE) c`;
+  `SELECT c.* FROM unnest(${callIds}::text[]) AS k(call_id),
+     LATERAL (SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = (SELECT ${company}::int) AND call_id = k.call_id FOR UPDATE) c`;
 
 /**
  * Stores a request's events and creates its new calls, locking the calls that exist ($1 company,
@@ -90,7 +95,7 @@ const STORE = prepared(
            AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
 );
 
-const LOCK_CALLS = prepared('ingest_lock_calls', LOCKED_CALLS('$1', '$2'));
+export const LOCK_CALLS = prepared('ingest_lock_calls', LOCKED_CALLS('$1', '$2'));
 
 /**
  * The merged facts of the calls that changed ($1 the facts, $2 their ids). The ids again as an
