@@ -16,7 +16,7 @@ import { BitrixApiError, invalidClientError } from './bitrix-api.error';
 import type { BatchResponse, RestFailure, RestSuccess, TokenResponse } from './bitrix-api.types';
 import { BitrixIntegration } from './bitrix-integration.entity';
 import { CompanyViewService } from './company-view.service';
-import { BitrixRateLimiter, type Lane } from './bitrix-rate-limiter';
+import { BitrixRateLimiter, type Lane, type PausedMethods } from './bitrix-rate-limiter';
 
 const REST_TIMEOUT_MS = 20_000;
 const TOKEN_TIMEOUT_MS = 10_000;
@@ -91,6 +91,8 @@ export interface AttemptOptions {
   signal?: AbortSignal;
   /** Runs once the rate-limit slot and the token are in hand, just before the request leaves: the caller records what is in flight, and a refused slot costs it nothing. */
   beforeSend?: () => Promise<void>;
+  /** The portal's methods paused by OPERATION_TIME_LIMIT, when the caller has just read them (BitrixRateLimiter.bucketColumns). */
+  paused?: PausedMethods;
 }
 
 /** Bitrix24 sometimes sends an empty error code; these descriptions are matched instead (brief §2.4). */
@@ -229,7 +231,7 @@ export class BitrixApiService {
 
   /** One attempt at one REST method, classified. `integration` is updated in place when tokens or domain change. */
   async attempt<T>(integration: BitrixIntegration, method: string, params: object = {}, options: AttemptOptions = {}): Promise<Outcome<RestSuccess<T>>> {
-    const paused = (await this.limiter.pausedMethods(integration.memberId)).get(method.toLowerCase());
+    const paused = (options.paused ?? (await this.limiter.pausedMethods(integration.memberId))).get(method.toLowerCase());
     if (paused) return this.operatingRetry(method, paused);
     return this.send<T>(integration, method, params, options);
   }
@@ -242,7 +244,7 @@ export class BitrixApiService {
   async attemptBatch(integration: BitrixIntegration, commands: BatchCommands, options: AttemptOptions = {}): Promise<Outcome<Record<string, CommandOutcome>>> {
     const entries = Object.entries(commands);
     if (entries.length > BATCH_LIMIT) throw new Error(`a batch holds at most ${BATCH_LIMIT} commands`);
-    const paused = await this.limiter.pausedMethods(integration.memberId);
+    const paused = options.paused ?? (await this.limiter.pausedMethods(integration.memberId));
     const outcomes: Record<string, CommandOutcome> = {};
     const cmd: Record<string, string> = {};
     for (const [key, [method, params]] of entries) {

@@ -27,3 +27,22 @@ describe('BitrixRateLimiter.caps', () => {
     expect(BitrixRateLimiter.caps({ rate: 20, burst: 10 })).toEqual({ priority: 4, background: 1 });
   });
 });
+
+describe('BitrixRateLimiter.waitsFor', () => {
+  const limit = { rate: 2, burst: 50 };
+
+  it('finds room in every lane in a bucket never used', () => {
+    expect(BitrixRateLimiter.waitsFor(null, limit)).toEqual({ priority: 0, background: 0 });
+  });
+
+  it('drains the level at the rate since it was written, the background lane waiting longer', () => {
+    // Level 50 written 1 s ago: 48 now; the priority lane (cap 48) waits 0.5 s for its next slot, the background lane (cap 46) 1.5 s.
+    expect(BitrixRateLimiter.waitsFor({ level: 50, age: 1, blocked: null }, limit)).toEqual({ priority: 500, background: 1500 });
+    expect(BitrixRateLimiter.waitsFor({ level: 50, age: 10, blocked: null }, limit)).toEqual({ priority: 0, background: 0 });
+  });
+
+  it('holds every lane while the portal is blocked after QUERY_LIMIT_EXCEEDED, and not after', () => {
+    expect(BitrixRateLimiter.waitsFor({ level: 0, age: 0, blocked: 3 }, limit)).toEqual({ priority: 3000, background: 3000 });
+    expect(BitrixRateLimiter.waitsFor({ level: 0, age: 0, blocked: -2 }, limit)).toEqual({ priority: 0, background: 0 });
+  });
+});

@@ -21,13 +21,30 @@ const ACQUIRE = prepared(
        AND (b.blocked_until IS NULL OR b.blocked_until <= (SELECT t FROM now))
    RETURNING b.level`,
 );
-const LEVEL = prepared(
-  'rate_limit_level',
-  `SELECT GREATEST(0, level - $2 * EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) AS level,
-          GREATEST(0, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())) AS blocked
-     FROM bitrix_rate_buckets WHERE member_id = $1`,
-);
-const PAUSED_METHODS = prepared('rate_limit_paused_methods', `SELECT method, until FROM bitrix_method_pauses WHERE member_id = $1 AND until > clock_timestamp()`);
+/** A bucket's state, as `bucketColumns` reads it ($1 member_id). */
+const BUCKET = (member: string) =>
+  `SELECT json_build_object('level', level, 'age', EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 'blocked', EXTRACT(EPOCH FROM blocked_until - clock_timestamp()))
+     FROM bitrix_rate_buckets WHERE member_id = ${member}`;
+const PAUSED = (member: string) =>
+  `SELECT json_object_agg(method, EXTRACT(EPOCH FROM until) * 1000) FROM bitrix_method_pauses WHERE member_id = ${member} AND until > clock_timestamp()`;
+const LEVEL = prepared('rate_limit_level', `SELECT (${BUCKET('$1')}) AS rate_bucket`);
+const PAUSED_METHODS = prepared('rate_limit_paused_methods', `SELECT (${PAUSED('$1')}) AS paused_methods`);
+
+/** A portal's bucket as last written: its level, seconds since, and seconds it is still blocked for (QUERY_LIMIT_EXCEEDED). */
+export interface BucketState {
+  level: number;
+  age: number;
+  blocked: number | null;
+}
+
+/** Methods paused by OPERATION_TIME_LIMIT, with the time (ms) each is paused until. */
+export type PausedMethods = Map<string, number>;
+
+/** What `bucketColumns` reads, as node-postgres returns it. */
+export interface LimiterColumns {
+  rate_bucket: BucketState | null;
+  paused_methods: Record<string, number> | null;
+}
 
 /** Who is asking: a ringing card or a person waiting on an endpoint, or background sync work. */
 export type Lane = 'priority' | 'background';
@@ -76,11 +93,31 @@ export class BitrixRateLimiter {
 
   /** How long each lane must wait for room (ms, 0: room now), without taking anything: a worker looks before it prepares a batch. */
   async waits(memberId: string, limit: RateLimit): Promise<Record<Lane, number>> {
-    const [row] = await run<{ level: number; blocked: number | null }>(this.db.pool, LEVEL, [memberId, limit.rate]);
-    if (!row) return { priority: 0, background: 0 };
+    const [row] = await run<Pick<LimiterColumns, 'rate_bucket'>>(this.db.pool, LEVEL, [memberId]);
+    return BitrixRateLimiter.waitsFor(row.rate_bucket, limit);
+  }
+
+  /**
+   * The columns `rate_bucket` and `paused_methods` of the portal whose member_id is `member` (an SQL
+   * expression), for a statement that reads them along with other things: the call-sync worker's
+   * round learns all it needs before planning in one round trip.
+   */
+  static bucketColumns(member: string): string {
+    return `(${BUCKET(member)}) AS rate_bucket, (${PAUSED(member)}) AS paused_methods`;
+  }
+
+  /** `waits` for a bucket read by `bucketColumns` (null: never used, room in every lane). */
+  static waitsFor(bucket: BucketState | null, limit: RateLimit): Record<Lane, number> {
+    if (!bucket) return { priority: 0, background: 0 };
     const caps = BitrixRateLimiter.caps(limit);
-    const wait = (lane: Lane) => Math.ceil(Math.max(Math.max(0, (Number(row.level) + 1 - caps[lane]) / limit.rate), Number(row.blocked ?? 0)) * 1000);
+    const level = Math.max(0, Number(bucket.level) - limit.rate * Number(bucket.age));
+    const wait = (lane: Lane) => Math.ceil(Math.max(Math.max(0, (level + 1 - caps[lane]) / limit.rate), Number(bucket.blocked ?? 0)) * 1000);
     return { priority: wait('priority'), background: wait('background') };
+  }
+
+  /** `pausedMethods` for what `bucketColumns` read. */
+  static pausedFrom(columns: Pick<LimiterColumns, 'paused_methods'>): PausedMethods {
+    return new Map(Object.entries(columns.paused_methods ?? {}));
   }
 
   /** After Bitrix24 said QUERY_LIMIT_EXCEEDED: treat the bucket as full and pause the portal. */
@@ -94,9 +131,9 @@ export class BitrixRateLimiter {
   }
 
   /** Methods of the portal still paused by OPERATION_TIME_LIMIT, with the time (ms) each is paused until. */
-  async pausedMethods(memberId: string): Promise<Map<string, number>> {
-    const rows = await run<{ method: string; until: Date }>(this.db.pool, PAUSED_METHODS, [memberId]);
-    return new Map(rows.map((r) => [r.method, new Date(r.until).getTime()]));
+  async pausedMethods(memberId: string): Promise<PausedMethods> {
+    const [row] = await run<Pick<LimiterColumns, 'paused_methods'>>(this.db.pool, PAUSED_METHODS, [memberId]);
+    return BitrixRateLimiter.pausedFrom(row);
   }
 
   async pauseMethod(memberId: string, method: string, untilMs: number): Promise<void> {

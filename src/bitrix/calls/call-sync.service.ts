@@ -4,13 +4,13 @@ import { Counter, Gauge } from 'prom-client';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { ChangeListener, type ChangeFeed } from '../../database/change-listener';
-import { pgPool, prepared, run, type Queryable } from '../../database/prepared';
+import { pgPool, prepared, run, type Prepared, type Queryable } from '../../database/prepared';
 import { WorkerPool } from '../../database/worker-pool';
 import { MetricsService } from '../../metrics/metrics.service';
 import { RecordingFetcher } from '../../pbx/recording-fetcher';
 import { BATCH_LIMIT, BitrixApiService, errorKey, type BatchCommands, type CommandOutcome, type Outcome } from '../bitrix-api.service';
 import type { BitrixIntegration } from '../bitrix-integration.entity';
-import { BitrixRateLimiter } from '../bitrix-rate-limiter';
+import { BitrixRateLimiter, type LimiterColumns, type PausedMethods } from '../bitrix-rate-limiter';
 import { IntegrationService } from '../oauth/integration.service';
 import { marker, planCall, type CallPlan, type PlannedCommand, type SyncContext } from './call-plan';
 import { Call, type CallStep } from './call.entity';
@@ -104,16 +104,21 @@ const DUE_CALLS = prepared(
        ORDER BY next_attempt_at LIMIT $2) ended) due
    ORDER BY lane, CASE WHEN lane = 0 THEN "createdAt" END, "nextAttemptAt", id LIMIT $2`,
 );
-const NEXT_DUE = prepared('call_sync_next_due', `SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity'`);
-/** The company's settings (none saved: null columns) and bindings, in one round trip. */
-const CONTEXT = prepared(
-  'call_sync_context',
-  `SELECT s.show_card, s.crm_create, s.crm_source, s.pipeline_id, s.attach_records, s.missed_call_task, s.default_bitrix_user_id,
-          (SELECT coalesce(json_agg(json_build_array(b.sip_phone, b.bitrix_user_id)), '[]') FROM bitrix_bindings b WHERE b.company_id = $1) AS bindings
-     FROM (SELECT 1) one LEFT JOIN bitrix_settings s ON s.company_id = $1`,
-);
+/**
+ * Everything a round needs to know besides its calls, in one round trip ($1 company): the
+ * integration (`integrationColumns`: its columns as the entity names them), the settings (none
+ * saved: null columns) and bindings, and the portal's rate-limit bucket and paused methods.
+ */
+const CONTEXT = (integrationColumns: string) =>
+  prepared(
+    'call_sync_context',
+    `SELECT ${integrationColumns}, s.show_card, s.crm_create, s.crm_source, s.pipeline_id, s.attach_records, s.missed_call_task, s.default_bitrix_user_id,
+            (SELECT coalesce(json_agg(json_build_array(b.sip_phone, b.bitrix_user_id)), '[]') FROM bitrix_bindings b WHERE b.company_id = $1) AS bindings,
+            ${BitrixRateLimiter.bucketColumns('i.member_id')}
+       FROM (SELECT 1) one LEFT JOIN bitrix_integrations i ON i.company_id = $1 LEFT JOIN bitrix_settings s ON s.company_id = $1`,
+  );
 /** A row of CONTEXT. */
-interface SettingsRow {
+interface SettingsRow extends LimiterColumns {
   show_card: SyncContext['showCard'] | null;
   crm_create: SyncContext['crmCreate'] | null;
   crm_source: string | null;
@@ -152,9 +157,15 @@ const CLAIM = prepared(
           (SELECT ceil(extract(epoch FROM min(due_at) - clock_timestamp()) * 1000) FROM call_sync_portals WHERE lease_until IS NULL AND due_at IS NOT NULL) AS next_due_ms`,
 );
 const RENEW = prepared('call_sync_renew', `UPDATE call_sync_portals SET lease_until = clock_timestamp() + make_interval(secs => $3) WHERE company_id = $1 AND lease_owner = $2`);
+/**
+ * Gives the portal back ($1 company, $2 owner): due again at $3, or ($6) when its next pending call
+ * is, but not before $4 (the background lane's throttle); earlier if work was stored meanwhile.
+ */
 const RELEASE = prepared(
   'call_sync_release',
-  `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, due_at = LEAST(due_at, $3::timestamptz), throttled_until = $4, held_until = $5
+  `UPDATE call_sync_portals SET lease_owner = NULL, lease_until = NULL, throttled_until = $4, held_until = $5,
+     due_at = LEAST(due_at, CASE WHEN $6 THEN (SELECT CASE WHEN n.next IS NOT NULL THEN GREATEST(n.next, $4::timestamptz) END
+       FROM (SELECT min(next_attempt_at) AS next FROM calls WHERE company_id = $1 AND sync_state = 'pending' AND next_attempt_at < 'infinity') n) ELSE $3::timestamptz END)
    WHERE company_id = $1 AND lease_owner = $2`,
 );
 
@@ -164,11 +175,13 @@ const without = <T>(list: T[], ...items: T[]) => list.filter((x) => !items.inclu
 const withItems = <T>(list: T[], ...items: T[]) => [...new Set([...list, ...items])];
 
 /**
- * When a portal is due again, until when its background lane has no room, and until when no lane
+ * When a portal is due again (`next`; null: nothing to do; `nextPending`: when its next pending call
+ * is, read as it is released), until when its background lane has no room, and until when no lane
  * has (markDue holds background work, and then all work, back till those times).
  */
 interface Due {
   next: Date | null;
+  nextPending?: true;
   throttledUntil: Date | null;
   heldUntil?: Date;
 }
@@ -177,6 +190,15 @@ interface Due {
 interface Pause {
   until: Date;
   held: boolean;
+}
+
+/** What a round works with once it has read the portal. */
+interface Round {
+  integration: BitrixIntegration;
+  ctx: SyncContext;
+  /** Methods paused by OPERATION_TIME_LIMIT. */
+  paused: PausedMethods;
+  signal: AbortSignal;
 }
 
 /** The later of two times; null when `time` is null (nothing to do). */
@@ -250,6 +272,8 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   /** Whether work stored anywhere is announced (the change listener is connected). */
   private announced = false;
   private lastAbandonedScan = 0;
+  /** Built on first use: it names the integration's columns, known once the data source is up. */
+  private context: Prepared | null = null;
   private readonly synced: Counter;
   private readonly failed: Counter;
 
@@ -445,11 +469,11 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /**
-   * Gives the portal back, due again at `due.next` (null: nothing to do) or earlier if work was
-   * stored meanwhile (`markDue`), noting until when background work cannot be sent.
+   * Gives the portal back, due again as `due` says or earlier if work was stored meanwhile
+   * (`markDue`), noting until when background work cannot be sent.
    */
   private async release(companyId: number, due: Due): Promise<void> {
-    await run(this.pool, RELEASE, [companyId, this.instanceId, due.next, due.throttledUntil, due.heldUntil ?? null]);
+    await run(this.pool, RELEASE, [companyId, this.instanceId, due.next, due.throttledUntil, due.heldUntil ?? null, due.nextPending ?? false]);
   }
 
   /**
@@ -520,16 +544,17 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
    */
   private async work(companyId: number, signal: AbortSignal): Promise<Due> {
     // Read together: under load each round trip of a round waits its turn on a busy machine.
-    const [integration, due, settings] = await Promise.all([
-      this.integrations.find(companyId, this.pool),
+    this.context ??= CONTEXT(this.integrations.columns('i'));
+    const [[known], due] = await Promise.all([
+      run<SettingsRow & Partial<BitrixIntegration>>(this.pool, this.context, [companyId]),
       run<Call & { lane: number }>(this.pool, DUE_CALLS, [companyId, CALLS_PER_ROUND]),
-      run<SettingsRow>(this.pool, CONTEXT, [companyId]),
     ]);
+    const integration = await this.integrations.fromRow(known);
     if (integration?.status !== 'connected') {
       await this.pauseCompany(companyId, integration);
       return { next: null, throttledUntil: null };
     }
-    const waits = await this.limiter.waits(integration.memberId, this.limiter.limitFor(integration.licenseFamily));
+    const waits = BitrixRateLimiter.waitsFor(known.rate_bucket, this.limiter.limitFor(integration.licenseFamily));
     if (waits.priority > 0) {
       const until = new Date(Date.now() + waits.priority);
       return { next: until, throttledUntil: until, heldUntil: until };
@@ -538,9 +563,10 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     // Throttled background work goes only along with a live call (lane 0, listed first; in its
     // priority-lane batch): with none, the round ends.
     const calls = throttledUntil && due[0]?.lane !== 0 ? [] : due;
-    if (!calls.length) return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
+    if (!calls.length) return { next: null, nextPending: true, throttledUntil };
 
-    const ctx = context(settings[0], integration);
+    const ctx = context(known, integration);
+    const round: Round = { integration, ctx, paused: BitrixRateLimiter.pausedFrom(known), signal };
     const updates = new Map<string, Update>();
     const batch: { call: Call; plan: CallPlan }[] = [];
     let commandCount = 0;
@@ -556,8 +582,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
       if (plan.impossible) {
         updates.set(call.id, this.failure(call, plan.impossible));
       } else if (plan.complete) {
-        updates.set(call.id, { syncState: 'synced', attempts: 0, lastError: call.lastError, sentSteps: [] });
-        this.synced.inc();
+        updates.set(call.id, this.completed({ attempts: 0 }));
       } else if (plan.record) {
         recording ??= call;
         if (recording !== call) more = true;
@@ -570,20 +595,15 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
         more = true;
       }
     }
-    await this.save(updates, new Map(calls.map((c) => [c.id, c])));
-    updates.clear();
-
+    const read = new Map(calls.map((c) => [c.id, c]));
     let pause: Pause | null = null;
-    if (batch.length) pause = await this.sendBatch(integration, batch, signal);
-    if (recording && !pause) pause = await this.attachRecording(integration, recording, signal);
+    // With a batch to send, these updates are written with what it puts in flight, in one statement.
+    if (batch.length) pause = await this.sendBatch(round, batch, updates, read);
+    else await this.save(updates, read);
+    if (recording && !pause) pause = await this.attachRecording(round, recording);
     if (pause) return { next: pause.until, throttledUntil: later(pause.until, throttledUntil), heldUntil: pause.held ? pause.until : undefined };
     if (more || batch.length || recording) return { next: new Date(), throttledUntil };
-    return { next: later(await this.nextDue(companyId), throttledUntil), throttledUntil };
-  }
-
-  private async nextDue(companyId: number): Promise<Date | null> {
-    const [row] = await run<{ next: Date | null }>(this.pool, NEXT_DUE, [companyId]);
-    return row?.next ? new Date(row.next) : null;
+    return { next: null, nextPending: true, throttledUntil };
   }
 
   /**
@@ -599,25 +619,35 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     );
   }
 
-  /** Sends one batch and applies its outcome; returns when the portal may send again if it must wait. */
-  private async sendBatch(integration: BitrixIntegration, batch: { call: Call; plan: CallPlan }[], signal: AbortSignal): Promise<Pause | null> {
+  /**
+   * Sends one batch and applies its outcome; returns when the portal may send again if it must wait.
+   * `earlier`: updates of other calls of the round, written with the first statement this writes.
+   */
+  private async sendBatch({ integration, ctx, paused, signal }: Round, batch: { call: Call; plan: CallPlan }[], earlier: Map<string, Update>, read: Map<string, Call>): Promise<Pause | null> {
     // Before anything leaves: which create-steps are in flight, so a crash or a timeout is never resent blindly.
-    const read = new Map(batch.map(({ call }) => [call.id, call]));
-    const inFlight = new Map<string, Update>();
+    const inFlight = new Map(earlier);
     for (const { call, plan } of batch) inFlight.set(call.id, { sentSteps: withItems(call.sentSteps, ...plan.sending), memberId: integration.memberId });
+    let written = false;
+    const beforeSend = async () => {
+      await this.save(inFlight, read);
+      written = true;
+    };
 
     const commands: BatchCommands = {};
     for (const { plan } of batch) for (const c of plan.commands) commands[c.key] = [c.method, c.params];
     const lane = batch.some(({ plan }) => plan.live) ? 'priority' : 'background';
-    const outcome = await this.api.attemptBatch(integration, commands, { lane, signal, beforeSend: () => this.save(inFlight, read) });
-    // Refused a slot: nothing left, nothing changed.
-    if (outcome.kind === 'retry' && outcome.reason === 'rate_limit') return { until: new Date(Date.now() + outcome.afterMs), held: lane === 'priority' };
+    const outcome = await this.api.attemptBatch(integration, commands, { lane, signal, paused, beforeSend });
+    // Refused a slot: nothing left, nothing changed but the earlier updates.
+    if (outcome.kind === 'retry' && outcome.reason === 'rate_limit') {
+      if (!written) await this.save(earlier, read);
+      return { until: new Date(Date.now() + outcome.afterMs), held: lane === 'priority' };
+    }
 
-    const updates = new Map<string, Update>();
+    const updates = new Map(written ? [] : earlier);
     let pause: Pause | null = null;
     switch (outcome.kind) {
       case 'done':
-        for (const { call, plan } of batch) updates.set(call.id, this.applyCommands(call, plan, outcome.value));
+        for (const { call, plan } of batch) updates.set(call.id, this.settled(call, this.applyCommands(call, plan, outcome.value), ctx));
         break;
       case 'retry':
         pause = { until: new Date(Date.now() + outcome.afterMs), held: false };
@@ -793,7 +823,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Attaches the recording of a finished call (outside `batch`: base64 when small, else the uploadUrl flow). */
-  private async attachRecording(integration: BitrixIntegration, call: Call, signal: AbortSignal): Promise<Pause | null> {
+  private async attachRecording({ integration, ctx, paused, signal }: Round, call: Call): Promise<Pause | null> {
     const updates = new Map<string, Update>();
     const read = new Map([[call.id, call]]);
     const file = await this.recordings.fetch(call.recordingUrl as string, signal);
@@ -806,7 +836,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     const callId = call.bitrixCallId as string;
     const inline = file.content.length <= INLINE_RECORDING_BYTES;
     const params = inline ? { CALL_ID: callId, FILENAME: filename, FILE_CONTENT: file.content.toString('base64') } : { CALL_ID: callId, FILENAME: filename };
-    let outcome: Outcome<unknown> = await this.api.attempt<unknown>(integration, 'telephony.externalCall.attachRecord', params, { signal });
+    let outcome: Outcome<unknown> = await this.api.attempt<unknown>(integration, 'telephony.externalCall.attachRecord', params, { signal, paused });
     if (outcome.kind === 'done' && !inline) {
       const upload = (outcome.value as { result?: { uploadUrl?: unknown; fieldName?: unknown } }).result;
       outcome =
@@ -818,7 +848,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     switch (outcome.kind) {
       case 'done':
         // attachRecord replaces an earlier recording of the call, so a resend after a lost answer is harmless.
-        updates.set(call.id, { doneSteps: withItems(call.doneSteps, 'record'), attempts: 0, nextAttemptAt: new Date() });
+        updates.set(call.id, this.settled(call, { doneSteps: withItems(call.doneSteps, 'record'), attempts: 0, nextAttemptAt: new Date() }, ctx));
         break;
       case 'retry':
         if (outcome.reason === 'rate_limit') pause = { until: new Date(Date.now() + outcome.afterMs), held: false };
@@ -834,6 +864,24 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     }
     await this.save(updates, read);
     return pause;
+  }
+
+  /**
+   * A call's update after a successful step, taken one step further: a call that then needs nothing
+   * until the PBX reports more (a card shown to whoever is rung), or nothing at all, says so in this
+   * update, instead of being read and written again by another round for that alone.
+   */
+  private settled(call: Call, update: Update, ctx: SyncContext): Update {
+    if (update.syncState !== undefined || update.attempts !== 0) return update;
+    const next = planCall({ ...call, ...update, nextAttemptAt: call.nextAttemptAt }, ctx);
+    if (next.complete) return this.completed(update);
+    if (next.idle) return { ...update, nextAttemptAt: WAITING };
+    return update;
+  }
+
+  private completed(update: Update): Update {
+    this.synced.inc();
+    return { ...update, syncState: 'synced', attempts: 0, sentSteps: [] };
   }
 
   private retryLater(call: Call, message: string, afterMs: number): Update {

@@ -66,13 +66,24 @@ export class IntegrationService {
    * unreadable with any key → reauth_required naming APP_KEY (SPEC §9).
    */
   async find(companyId: number, db: Queryable = pgPool(this.dataSource)): Promise<BitrixIntegration | null> {
-    // A prepared statement on the caller's connections (the worker reads it every round, on its own pool).
-    this.byCompany ??= prepared(
-      'integration_by_company',
-      `SELECT ${this.integrations.metadata.columns.map((c) => `${c.databaseName} AS "${c.propertyName}"`).join(', ')} FROM bitrix_integrations WHERE company_id = $1`,
-    );
+    // A prepared statement on the caller's connections.
+    this.byCompany ??= prepared('integration_by_company', `SELECT ${this.columns('i')} FROM bitrix_integrations i WHERE company_id = $1`);
     const [row] = await run<BitrixIntegration>(db, this.byCompany, [companyId]);
-    if (!row) return null;
+    return this.fromRow(row);
+  }
+
+  /**
+   * The integration's columns as the entity names them (`alias`: the table's alias), for a statement
+   * that reads the row with other things; `fromRow` makes the entity of them. The call-sync worker
+   * reads it so every round.
+   */
+  columns(alias: string): string {
+    return this.integrations.metadata.columns.map((c) => `${alias}.${c.databaseName} AS "${c.propertyName}"`).join(', ');
+  }
+
+  /** The integration of a row read with `columns` (its secrets checked as `find` does); null when the company has none. */
+  async fromRow(row: Partial<BitrixIntegration> | undefined): Promise<BitrixIntegration | null> {
+    if (!row || row.companyId === null || row.companyId === undefined) return null;
     const integration = this.integrations.create(row);
     await this.openSecrets(integration);
     return integration;
