@@ -192,6 +192,18 @@ interface Pause {
   held: boolean;
 }
 
+/** Updates of calls, and the calls as the round read them. */
+interface Writes {
+  updates: Map<string, Update>;
+  read: Map<string, Call>;
+}
+
+/** How a round ends: when the portal is due again, and the round's last updates, written as the portal is released. */
+interface RoundEnd {
+  due: Due;
+  writes: Writes | null;
+}
+
 /** What a round works with once it has read the portal. */
 interface Round {
   integration: BitrixIntegration;
@@ -469,11 +481,27 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /**
-   * Gives the portal back, due again as `due` says or earlier if work was stored meanwhile
-   * (`markDue`), noting until when background work cannot be sent.
+   * Writes the round's last updates and gives the portal back, due again as `due` says or earlier if
+   * work was stored meanwhile (`markDue`), noting until when background work cannot be sent. Both
+   * go in one round trip on one connection, the updates first: whoever claims the portal next finds
+   * them committed.
    */
-  private async release(companyId: number, due: Due): Promise<void> {
-    await run(this.pool, RELEASE, [companyId, this.instanceId, due.next, due.throttledUntil, due.heldUntil ?? null, due.nextPending ?? false]);
+  private async release(companyId: number, { due, writes }: RoundEnd): Promise<void> {
+    const client = await this.pool.connect().catch((err: unknown) => {
+      this.logger.error({ err, companyId }, 'Could not release a call-sync lease');
+      return null;
+    });
+    if (!client) return;
+    try {
+      const [saved, released] = await Promise.allSettled([
+        writes ? this.save(writes.updates, writes.read, client) : Promise.resolve(),
+        run(client, RELEASE, [companyId, this.instanceId, due.next, due.throttledUntil, due.heldUntil ?? null, due.nextPending ?? false]),
+      ]);
+      if (saved.status === 'rejected') this.logger.error({ err: saved.reason as unknown, companyId }, 'Could not save a call-sync round; its calls are worked on again');
+      if (released.status === 'rejected') this.logger.error({ err: released.reason as unknown, companyId }, 'Could not release a call-sync lease');
+    } finally {
+      client.release();
+    }
   }
 
   /**
@@ -522,17 +550,17 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
 
   /** One round for one portal: at most one batch and one recording. */
   private async round(companyId: number): Promise<void> {
-    let due: Due = { next: new Date(Date.now() + 5_000), throttledUntil: null };
+    let end: RoundEnd = { due: { next: new Date(Date.now() + 5_000), throttledUntil: null }, writes: null };
     const renew = setInterval(() => {
       run(this.pool, RENEW, [companyId, this.instanceId, LEASE_MS / 1000]).catch((err: unknown) => this.logger.warn({ err, companyId }, 'Could not renew a call-sync lease'));
     }, LEASE_RENEW_MS);
     try {
-      due = await this.work(companyId, AbortSignal.timeout(ROUND_DEADLINE_MS));
+      end = await this.work(companyId, AbortSignal.timeout(ROUND_DEADLINE_MS));
     } catch (err) {
       this.logger.error({ err, companyId }, 'Call sync round failed; retrying shortly');
     } finally {
       clearInterval(renew);
-      await this.release(companyId, due).catch((err: unknown) => this.logger.error({ err, companyId }, 'Could not release a call-sync lease'));
+      await this.release(companyId, end);
     }
   }
 
@@ -542,7 +570,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
    * happens only for a live call (background work fills the rest of its priority-lane batch), so a
    * throttled portal costs a query or two, not a prepared batch.
    */
-  private async work(companyId: number, signal: AbortSignal): Promise<Due> {
+  private async work(companyId: number, signal: AbortSignal): Promise<RoundEnd> {
     // Read together: under load each round trip of a round waits its turn on a busy machine.
     this.context ??= CONTEXT(this.integrations.columns('i'));
     const [[known], due] = await Promise.all([
@@ -552,18 +580,18 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     const integration = await this.integrations.fromRow(known);
     if (integration?.status !== 'connected') {
       await this.pauseCompany(companyId, integration);
-      return { next: null, throttledUntil: null };
+      return { due: { next: null, throttledUntil: null }, writes: null };
     }
     const waits = BitrixRateLimiter.waitsFor(known.rate_bucket, this.limiter.limitFor(integration.licenseFamily));
     if (waits.priority > 0) {
       const until = new Date(Date.now() + waits.priority);
-      return { next: until, throttledUntil: until, heldUntil: until };
+      return { due: { next: until, throttledUntil: until, heldUntil: until }, writes: null };
     }
     const throttledUntil = waits.background > 0 ? new Date(Date.now() + waits.background) : null;
     // Throttled background work goes only along with a live call (lane 0, listed first; in its
     // priority-lane batch): with none, the round ends.
     const calls = throttledUntil && due[0]?.lane !== 0 ? [] : due;
-    if (!calls.length) return { next: null, nextPending: true, throttledUntil };
+    if (!calls.length) return { due: { next: null, nextPending: true, throttledUntil }, writes: null };
 
     const ctx = context(known, integration);
     const round: Round = { integration, ctx, paused: BitrixRateLimiter.pausedFrom(known), signal };
@@ -595,15 +623,18 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
         more = true;
       }
     }
-    const read = new Map(calls.map((c) => [c.id, c]));
+    let writes: Writes = { updates, read: new Map(calls.map((c) => [c.id, c])) };
     let pause: Pause | null = null;
     // With a batch to send, these updates are written with what it puts in flight, in one statement.
-    if (batch.length) pause = await this.sendBatch(round, batch, updates, read);
-    else await this.save(updates, read);
-    if (recording && !pause) pause = await this.attachRecording(round, recording);
-    if (pause) return { next: pause.until, throttledUntil: later(pause.until, throttledUntil), heldUntil: pause.held ? pause.until : undefined };
-    if (more || batch.length || recording) return { next: new Date(), throttledUntil };
-    return { next: null, nextPending: true, throttledUntil };
+    if (batch.length) ({ pause, writes } = await this.sendBatch(round, batch, writes));
+    if (recording && !pause) {
+      // Written before the recording's fetch and upload, which can take a while.
+      await this.save(writes.updates, writes.read);
+      ({ pause, writes } = await this.attachRecording(round, recording));
+    }
+    if (pause) return { due: { next: pause.until, throttledUntil: later(pause.until, throttledUntil), heldUntil: pause.held ? pause.until : undefined }, writes };
+    if (more || batch.length || recording) return { due: { next: new Date(), throttledUntil }, writes };
+    return { due: { next: null, nextPending: true, throttledUntil }, writes };
   }
 
   /**
@@ -620,12 +651,13 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /**
-   * Sends one batch and applies its outcome; returns when the portal may send again if it must wait.
-   * `earlier`: updates of other calls of the round, written with the first statement this writes.
+   * Sends one batch; returns its calls' updates (to be written) and, if the portal must wait, until
+   * when. `earlier`: updates of the round's other calls, written with what the batch puts in flight.
    */
-  private async sendBatch({ integration, ctx, paused, signal }: Round, batch: { call: Call; plan: CallPlan }[], earlier: Map<string, Update>, read: Map<string, Call>): Promise<Pause | null> {
+  private async sendBatch({ integration, ctx, paused, signal }: Round, batch: { call: Call; plan: CallPlan }[], earlier: Writes): Promise<{ pause: Pause | null; writes: Writes }> {
+    const { read } = earlier;
     // Before anything leaves: which create-steps are in flight, so a crash or a timeout is never resent blindly.
-    const inFlight = new Map(earlier);
+    const inFlight = new Map(earlier.updates);
     for (const { call, plan } of batch) inFlight.set(call.id, { sentSteps: withItems(call.sentSteps, ...plan.sending), memberId: integration.memberId });
     let written = false;
     const beforeSend = async () => {
@@ -638,12 +670,9 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     const lane = batch.some(({ plan }) => plan.live) ? 'priority' : 'background';
     const outcome = await this.api.attemptBatch(integration, commands, { lane, signal, paused, beforeSend });
     // Refused a slot: nothing left, nothing changed but the earlier updates.
-    if (outcome.kind === 'retry' && outcome.reason === 'rate_limit') {
-      if (!written) await this.save(earlier, read);
-      return { until: new Date(Date.now() + outcome.afterMs), held: lane === 'priority' };
-    }
+    const updates = new Map(written ? [] : earlier.updates);
+    if (outcome.kind === 'retry' && outcome.reason === 'rate_limit') return { pause: { until: new Date(Date.now() + outcome.afterMs), held: lane === 'priority' }, writes: { updates, read } };
 
-    const updates = new Map(written ? [] : earlier);
     let pause: Pause | null = null;
     switch (outcome.kind) {
       case 'done':
@@ -665,10 +694,9 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
         for (const { call } of batch) updates.set(call.id, { sentSteps: call.sentSteps });
         await this.save(updates, read);
         await this.pauseCompany(integration.companyId, integration);
-        return null;
+        return { pause: null, writes: { updates: new Map(), read } };
     }
-    await this.save(updates, read);
-    return pause;
+    return { pause, writes: { updates, read } };
   }
 
   /** A call's row after its commands' outcomes. */
@@ -822,15 +850,17 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  /** Attaches the recording of a finished call (outside `batch`: base64 when small, else the uploadUrl flow). */
-  private async attachRecording({ integration, ctx, paused, signal }: Round, call: Call): Promise<Pause | null> {
+  /**
+   * Attaches the recording of a finished call (outside `batch`: base64 when small, else the
+   * uploadUrl flow); returns the call's update (to be written) and, if the portal must wait, until when.
+   */
+  private async attachRecording({ integration, ctx, paused, signal }: Round, call: Call): Promise<{ pause: Pause | null; writes: Writes }> {
     const updates = new Map<string, Update>();
     const read = new Map([[call.id, call]]);
     const file = await this.recordings.fetch(call.recordingUrl as string, signal);
     if (file.kind !== 'file') {
       updates.set(call.id, file.kind === 'retry' ? this.retryLater(call, file.reason, 0) : this.failure(call, `Recording not attached: ${file.reason}.`));
-      await this.save(updates, read);
-      return null;
+      return { pause: null, writes: { updates, read } };
     }
     const filename = `${call.callId.replace(/[^A-Za-z0-9._-]/g, '_')}.${file.extension}`;
     const callId = call.bitrixCallId as string;
@@ -860,10 +890,9 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
       case 'reauth':
       case 'not_connected':
         await this.pauseCompany(integration.companyId, integration);
-        return null;
+        return { pause: null, writes: { updates, read } };
     }
-    await this.save(updates, read);
-    return pause;
+    return { pause, writes: { updates, read } };
   }
 
   /**
@@ -899,13 +928,13 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
    * Writes the worker's view of each call. Where an event changed the call since it was read, the
    * worker's "wait" or "done" does not stand: the call is due again at once.
    */
-  private async save(updates: Map<string, Update>, read: Map<string, Call>): Promise<void> {
+  private async save(updates: Map<string, Update>, read: Map<string, Call>, db: Queryable = this.pool): Promise<void> {
     if (!updates.size) return;
     // In call_id order, the order ingest locks calls in, so that the two never wait on each other in a cycle.
     const rows = [...updates]
       .map(([id, patch]) => ({ id, callId: read.get(id)?.callId ?? '', seen: read.get(id)?.factsVersion ?? null, patch }))
       .sort((a, b) => (a.callId < b.callId ? -1 : a.callId > b.callId ? 1 : 0));
-    await run(this.pool, SAVE, [JSON.stringify(rows), rows.map((r) => r.id)]);
+    await run(db, SAVE, [JSON.stringify(rows), rows.map((r) => r.id)]);
   }
 }
 
