@@ -565,8 +565,9 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /**
-   * Returns when the portal is due again. The rate limit is looked at first: with no room even for
-   * a ringing card the round ends at once, and while only background work is throttled a round
+   * Returns when the portal is due again, and the round's last updates (written as it is released).
+   * The rate limit, read with the due calls, is looked at first: with no room even for a ringing
+   * card the round ends at once, and while only background work is throttled a round
    * happens only for a live call (background work fills the rest of its priority-lane batch), so a
    * throttled portal costs a query or two, not a prepared batch.
    */
