@@ -634,7 +634,12 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
       ({ pause, writes } = await this.attachRecording(round, recording));
     }
     if (pause) return { due: { next: pause.until, throttledUntil: later(pause.until, throttledUntil), heldUntil: pause.held ? pause.until : undefined }, writes };
-    if (more || batch.length || recording) return { due: { next: new Date(), throttledUntil }, writes };
+    // A call whose step left it due at once (a next step of its own) makes the portal due now, so
+    // that a live one does not wait out the background lane's throttle. Otherwise the release reads
+    // when the next pending call is: a batch whose calls all wait for the PBX costs no empty round.
+    const now = Date.now();
+    const dueNow = [...writes.updates.values()].some((u) => u.nextAttemptAt instanceof Date && u.nextAttemptAt.getTime() <= now && (u.syncState ?? 'pending') === 'pending');
+    if (more || recording || dueNow) return { due: { next: new Date(), throttledUntil }, writes };
     return { due: { next: null, nextPending: true, throttledUntil }, writes };
   }
 
