@@ -21,7 +21,7 @@ const ACQUIRE = prepared(
        AND (b.blocked_until IS NULL OR b.blocked_until <= (SELECT t FROM now))
    RETURNING b.level`,
 );
-/** A bucket's state, as `bucketColumns` reads it ($1 member_id). */
+/** A bucket's state as one JSON value (`member`: an SQL expression of the portal's member_id). */
 const BUCKET = (member: string) =>
   `SELECT json_build_object('level', level, 'age', EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 'blocked', EXTRACT(EPOCH FROM blocked_until - clock_timestamp()))
      FROM bitrix_rate_buckets WHERE member_id = ${member}`;

@@ -6,7 +6,7 @@ import type { Principal } from '../../auth/principal';
 import { AppError } from '../../common/app-error';
 import { randomSecret, SecretBox, SecretUnreadable, sha256Hex } from '../../common/secret-box';
 import type { Config } from '../../config/config';
-import { pgPool, prepared, run, type Prepared, type Queryable } from '../../database/prepared';
+import { pgPool, prepared, run, type Prepared } from '../../database/prepared';
 import type { BitrixConfig } from '../../config/bitrix.config';
 import { BitrixApiError, invalidClientError } from '../bitrix-api.error';
 import { BitrixApiService } from '../bitrix-api.service';
@@ -65,10 +65,9 @@ export class IntegrationService {
    * The company's integration with its secrets checked: sealed by APP_KEY_PREVIOUS → re-sealed;
    * unreadable with any key → reauth_required naming APP_KEY (SPEC §9).
    */
-  async find(companyId: number, db: Queryable = pgPool(this.dataSource)): Promise<BitrixIntegration | null> {
-    // A prepared statement on the caller's connections.
+  async find(companyId: number): Promise<BitrixIntegration | null> {
     this.byCompany ??= prepared('integration_by_company', `SELECT ${this.columns('i')} FROM bitrix_integrations i WHERE company_id = $1`);
-    const [row] = await run<BitrixIntegration>(db, this.byCompany, [companyId]);
+    const [row] = await run<BitrixIntegration>(pgPool(this.dataSource), this.byCompany, [companyId]);
     return this.fromRow(row);
   }
 
