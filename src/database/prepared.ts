@@ -26,6 +26,23 @@ export async function run<T extends QueryResultRow>(db: Queryable, statement: Pr
   return result.rows;
 }
 
+/**
+ * Inside a transaction: `statement` with a generic plan, made on its first run on a connection and
+ * reused, while the transaction's other statements keep the session's custom plans (schema.ts).
+ * Only for statements whose every lookup is by a unique key, so that no plan can suit a small table
+ * and then scan the grown one (PostgreSQL plans again when ANALYZE changes a table's statistics).
+ * Planning the ingest's statements for every event was a fifth of PostgreSQL's CPU under a flood
+ * of single events. The plan mode is switched around it in the same write, not awaited apart.
+ */
+export async function runGeneric<T extends QueryResultRow>(client: PoolClient, statement: Prepared, values: unknown[]): Promise<T[]> {
+  const [, rows] = await Promise.all([
+    client.query('SET LOCAL plan_cache_mode = force_generic_plan'),
+    run<T>(client, statement, values),
+    client.query('SET LOCAL plan_cache_mode TO DEFAULT'),
+  ]);
+  return rows;
+}
+
 /** What a transaction's work leaves for `inTransaction` to finish: its result, and its last statements, sent but not awaited. */
 export interface TransactionWork<T> {
   result: T;
@@ -34,17 +51,16 @@ export interface TransactionWork<T> {
 
 /**
  * `work` inside one transaction on one pooled connection: committed when it and its queued
- * statements succeed, rolled back otherwise; `after` runs on the same connection once the
- * transaction has ended, whatever its outcome.
+ * statements succeed, rolled back otherwise.
  *
  * Statements are queued on the connection rather than awaited one by one where nothing depends on
  * their answers: in pipeline mode (src/database/schema.ts) node-postgres sends them together, while
  * every await costs a round trip and a turn of the event loop, and under load that turn, not
  * PostgreSQL, is what holds a pooled connection. So BEGIN goes ahead of the work's first statement,
- * and COMMIT and `after` right behind the statements the work queued last. A queued statement that
+ * and COMMIT right behind the statements the work queued last. A queued statement that
  * fails aborts the transaction, and PostgreSQL then ends it at that COMMIT with a rollback.
  */
-export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<TransactionWork<T>>, after?: (client: PoolClient) => Promise<unknown>): Promise<T> {
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<TransactionWork<T>>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
@@ -60,7 +76,7 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
       });
       throw err;
     }
-    const settled = await Promise.allSettled([...done.queued, client.query('COMMIT'), ...(after ? [after(client)] : [])]);
+    const settled = await Promise.allSettled([...done.queued, client.query('COMMIT')]);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       // A failed COMMIT leaves the connection in doubt; a failed statement before it was rolled back by it.

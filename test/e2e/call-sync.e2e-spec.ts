@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { DataSource } from 'typeorm';
+import { inTransaction, pgPool, prepared, run, runGeneric } from '../../src/database/prepared';
 import { LOCK_CALLS } from '../../src/pbx/events/call-ingest.service';
 import type { Portal } from '../emulators/bitrix24/portal';
 import { createTestApp, type TestApp } from './support/app';
@@ -230,6 +231,18 @@ describe('call sync', () => {
     const plan = JSON.stringify(await db.query(`EXPLAIN (FORMAT JSON) ${LOCK_CALLS.text}`, [fresh.companyId, ids.slice(0, 3)]));
     expect(plan).toContain('"Index Name":"uq_calls_company_call"');
     expect(plan).not.toContain('"Filter"');
+  });
+
+  it('reuses one plan for a statement run with a generic plan, and plans the rest of its transaction for each run', async () => {
+    const byId = prepared('test_company_by_id', 'SELECT id FROM companies WHERE id = $1');
+    const plans = prepared('test_plans', `SELECT generic_plans, custom_plans, current_setting('plan_cache_mode') AS mode FROM pg_prepared_statements WHERE name = $1`);
+    const seen = await inTransaction(pgPool(t.app.get(DataSource)), async (client) => {
+      for (let i = 0; i < 3; i++) expect(await runGeneric(client, byId, [admin.companyId])).toEqual([{ id: admin.companyId }]);
+      await run(client, byId, [admin.companyId]);
+      const [row] = await run<{ generic_plans: string; custom_plans: string; mode: string }>(client, plans, [byId.name]);
+      return { result: row, queued: [] };
+    });
+    expect(seen).toEqual({ generic_plans: '3', custom_plans: '1', mode: 'force_custom_plan' });
   });
 
   it('lists calls newest first, filters by sync_state, and lets an admin retry a failed one', async () => {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
 import { ChangeListener, type ChangeFeed } from '../../database/change-listener';
-import { pgPool, prepared, run, type Prepared, type Queryable } from '../../database/prepared';
+import { pgPool, prepared, run, runGeneric, type Prepared, type Queryable } from '../../database/prepared';
 import { WorkerPool } from '../../database/worker-pool';
 import { MetricsService } from '../../metrics/metrics.service';
 import { RecordingFetcher } from '../../pbx/recording-fetcher';
@@ -53,26 +53,19 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 /** `next_attempt_at` of a call that waits for the PBX's next event. */
 const WAITING = 'infinity';
 
-/**
- * A WITH item creating the company's portal row (`company`: the placeholder of its id), due now,
- * when it has none: the transaction that stores a company's first calls includes it, and it takes
- * no lock once the row exists.
- */
-export const portalRowCte = (company: string) =>
-  `portal_row AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT ${company}, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = ${company})
-    ON CONFLICT (company_id) DO NOTHING RETURNING 1)`;
-
 /** A live call waits only while no lane has room; background work also while its own lane has none. */
 const DUE_WHEN = `CASE WHEN $2::boolean THEN GREATEST(now(), held_until) ELSE GREATEST(now(), throttled_until, held_until) END`;
 /**
- * `markDue`'s statement ($1 company, $2 live); a portal that falls due now is announced to idle
- * workers. A company that is not connected has nothing to send: its new calls are stored paused,
+ * `markDue`'s statement ($1 company, $2 live): creates the company's portal row, due now, when it
+ * has none (the transaction that stores a company's first calls includes it), and a portal that
+ * falls due now is announced to idle workers. A company that is not connected has nothing to send: its new calls are stored paused,
  * and a round would only pause what became pending meanwhile, which the housekeeping scan finds
  * (resumeReconnected) without a round for every event the PBX posts.
  */
 const MARK_DUE = prepared(
   'call_sync_mark_due',
-  `WITH ${portalRowCte('$1')},
+  `WITH portal_row AS (INSERT INTO call_sync_portals (company_id, due_at) SELECT $1, now() WHERE NOT EXISTS (SELECT 1 FROM call_sync_portals WHERE company_id = $1)
+     ON CONFLICT (company_id) DO NOTHING RETURNING 1),
    marked AS (UPDATE call_sync_portals SET due_at = ${DUE_WHEN} WHERE company_id = $1 AND (due_at IS NULL OR due_at > ${DUE_WHEN})
      AND EXISTS (SELECT 1 FROM bitrix_integrations WHERE company_id = $1 AND status = 'connected') RETURNING due_at)
    SELECT pg_notify('${DUE_CHANNEL}', '') FROM (SELECT due_at FROM marked UNION ALL SELECT now() FROM portal_row) m WHERE m.due_at <= now() LIMIT 1`,
@@ -331,6 +324,11 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     await run(db, MARK_DUE, [companyId, live]);
   }
 
+  /** markDue as the last statement of a transaction; it looks rows up by their keys only, so its plan is reused (runGeneric). */
+  static async markDueInTransaction(client: PoolClient, companyId: number, live: boolean): Promise<void> {
+    await runGeneric(client, MARK_DUE, [companyId, live]);
+  }
+
   onApplicationBootstrap(): void {
     this.running = true;
     this.loop = this.run();
@@ -519,7 +517,7 @@ export class CallSyncService implements OnApplicationBootstrap, BeforeApplicatio
     );
     // Resumed calls may still be ringing: their cards must not wait for background work.
     for (const row of rows) await CallSyncService.markDue(this.pool, row.company_id, true);
-    // Work stored by a process that stopped before marking its portal due (markDue runs after the commit).
+    // Work stored by a process that stopped before marking its portal due (a retry and a failed click-to-call mark it after their commit).
     const { rowCount } = await this.pool.query(
       `UPDATE call_sync_portals p SET due_at = now()
         WHERE p.due_at IS NULL AND p.lease_owner IS NULL

@@ -9,17 +9,15 @@ import { DataSource } from 'typeorm';
 import { AppError, type FieldErrors } from '../../common/app-error';
 import type { Config } from '../../config/config';
 import { GroupCommit } from '../../database/group-commit';
-import { inTransaction, pgPool, prepared, run, type TransactionWork } from '../../database/prepared';
+import { inTransaction, pgPool, prepared, run, runGeneric, type TransactionWork } from '../../database/prepared';
 import { applyEvent, initialFacts, sameFacts, type CallFacts, type PbxEvent } from '../../bitrix/calls/call-state';
-import { CallSyncService, portalRowCte } from '../../bitrix/calls/call-sync.service';
+import { CallSyncService } from '../../bitrix/calls/call-sync.service';
 import type { SyncState } from '../../bitrix/calls/call.entity';
 import { normalizePhone } from '../phone-number';
 import { PbxEventDto } from './dto/pbx-event.dto';
 
 export const MAX_EVENTS_PER_REQUEST = 500;
 const DEADLOCK_DETECTED = '40P01';
-/** Rolls the store transaction back so that the request is stored again from the start. */
-class StartOver extends Error {}
 const STORE_ATTEMPTS = 3;
 /**
  * Transactions storing one company's requests at a time in this process; requests that arrive
@@ -56,21 +54,25 @@ const CALL_COLUMNS = `id, call_id AS "callId", direction, phone_number AS "phone
   bitrix_call_id AS "bitrixCallId", click_to_call AS "clickToCall", sync_state AS "syncState", attempts`;
 
 /**
- * The calls of these ids, locked in the order given (sorted, like every lock here): one unique-index
- * lookup each. The company's id reaches the planner only as a subquery's result, so it estimates
+ * The calls of these ids ($1 company, $2 call ids), locked in the order given (sorted, like every
+ * lock here): one unique-index lookup each, the calls this transaction created included. The company's id reaches the planner only as a subquery's result, so it estimates
  * the company's share of the table from the number of companies. Given the value, it looks it up
  * in the statistics of the last ANALYZE: a company that had no calls then (a new company, or one
  * whose calls all arrived since) is expected to have none, every index on company_id then costs
  * the same, and it took ix_calls_listing, filtering each lookup's call_id over all of the company's
  * calls: a request of 100 events cost a second of CPU once the company had 10,000 calls.
  */
-const LOCKED_CALLS = (company: string, callIds: string) =>
-  `SELECT c.* FROM unnest(${callIds}::text[]) AS k(call_id),
-     LATERAL (SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = (SELECT ${company}::int) AND call_id = k.call_id FOR UPDATE) c`;
+export const LOCK_CALLS = prepared(
+  'ingest_lock_calls',
+  `SELECT c.* FROM unnest($2::text[]) AS k(call_id),
+     LATERAL (SELECT ${CALL_COLUMNS} FROM calls WHERE company_id = (SELECT $1::int) AND call_id = k.call_id FOR UPDATE) c`,
+);
 
 /**
- * Stores a request's events and creates its new calls, locking the calls that exist ($1 company,
- * $2 events, $3 new calls, $4 their call ids, $5/$6 the span in which an originate could match).
+ * Stores a request's events not seen before and creates the calls first seen now ($1 company, $2
+ * events, $3 new calls, $4/$5 the span in which an originate could match). Run with a generic plan
+ * (runGeneric): it inserts, and looks up by unique keys only; the calls that exist are locked by
+ * LOCK_CALLS after it, planned for the table as it is.
  */
 const STORE = prepared(
   'ingest_store',
@@ -87,17 +89,12 @@ const STORE = prepared(
       -- Not connected: the call waits; waiting for re-authorisation, it belongs to that portal (SPEC §6).
       CASE WHEN i.status = 'connected' THEN 'pending' ELSE 'paused' END, CASE WHEN i.status = 'reauth_required' THEN i.member_id END, 0, now()
     FROM jsonb_to_recordset($3::jsonb) AS r(call_id text, direction text, phone_number text, phone_raw text, ${FACT_COLUMNS}) LEFT JOIN integration i ON true
-    ON CONFLICT (company_id, call_id) DO NOTHING RETURNING id, call_id, direction, phone_number AS "phoneNumber", sync_state AS "syncState"),
-  existing AS (${LOCKED_CALLS('$1', '$4')}),
-  ${portalRowCte('$1')}
+    ON CONFLICT (company_id, call_id) DO NOTHING RETURNING call_id)
   SELECT (SELECT coalesce(array_agg(fingerprint), '{}') FROM fresh) AS fresh,
-         (SELECT coalesce(json_agg(created), '[]') FROM created) AS created,
-         (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
-         $5::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL
-           AND status = 'dialing' AND created_at BETWEEN $5 AND $6) AS originates_waiting`,
+         (SELECT coalesce(array_agg(call_id), '{}') FROM created) AS created,
+         $4::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM pbx_originates WHERE company_id = $1 AND matched_call_id IS NULL AND bitrix_call_id IS NOT NULL
+           AND status = 'dialing' AND created_at BETWEEN $4 AND $5) AS originates_waiting`,
 );
-
-export const LOCK_CALLS = prepared('ingest_lock_calls', LOCKED_CALLS('$1', '$2'));
 
 /**
  * The merged facts of the calls that changed ($1 the facts, $2 their ids). The ids again as an
@@ -117,8 +114,7 @@ const UPDATE_CALLS = prepared(
 
 interface StoreResult {
   fresh: string[];
-  created: (Pick<CallRow, 'direction' | 'phoneNumber' | 'syncState'> & { id: number; call_id: string })[];
-  existing: CallRow[];
+  created: string[];
   originates_waiting: boolean;
 }
 
@@ -182,14 +178,12 @@ export class CallIngestService {
     for (let attempt = 1; ; attempt++) {
       const last = attempt === STORE_ATTEMPTS;
       try {
-        // The portal is marked due on the same connection once the transaction has ended (never
-        // inside it: its row is shared by all of the company's requests).
-        await inTransaction(pgPool(this.dataSource), (client) => this.write(client, companyId, events, last), (client) => CallSyncService.markDue(client, companyId, live));
+        await inTransaction(pgPool(this.dataSource), (client) => this.write(client, companyId, events, live));
         return;
       } catch (err) {
         // Requests sharing calls can still meet in opposite orders: PostgreSQL aborts one of them,
         // which is stored again from the start.
-        if (last || !(err instanceof StartOver || (err as { code?: unknown }).code === DEADLOCK_DETECTED)) throw err;
+        if (last || (err as { code?: unknown }).code !== DEADLOCK_DETECTED) throw err;
       }
     }
   }
@@ -246,12 +240,13 @@ export class CallIngestService {
   }
 
   /**
-   * Stores the events and the calls' new state. The common request costs two statements: the
-   * first stores the events not seen before, creates the calls first seen now and locks the others;
-   * the second writes the merged state of the calls that changed. The portal is marked due after
-   * the commit (`store`), so its shared row is never locked while a request waits on calls.
+   * Stores the events and the calls' new state, in one write to PostgreSQL and one more when calls
+   * changed: the events not seen before and the calls first seen now (STORE), every call of the
+   * request locked (LOCK_CALLS), then the merged state of the calls that changed, and the portal
+   * marked due last, so that its row, shared by all of the company's requests, is locked only for
+   * the commit that follows.
    */
-  private async write(client: PoolClient, companyId: number, events: PbxEvent[], lastAttempt: boolean): Promise<TransactionWork<void>> {
+  private async write(client: PoolClient, companyId: number, events: PbxEvent[], live: boolean): Promise<TransactionWork<void>> {
     const unique = new Map<string, PbxEvent>();
     for (const event of events) {
       const fingerprint = createHash('sha256').update(JSON.stringify({ ...event, phoneRaw: undefined })).digest('hex');
@@ -271,34 +266,15 @@ export class CallIngestService {
     const records = [...unique].sort(([a], [b]) => (a < b ? -1 : 1)).map(([fingerprint, e]) => ({ fingerprint, call_id: e.callId, event: e.event, payload: e }));
     const window = this.originateWindow(events);
 
-    const [stored] = await run<StoreResult>(client, STORE, [
-      companyId,
-      JSON.stringify(records),
-      JSON.stringify(newCalls),
-      callIds,
-      window?.from ?? null,
-      window?.to ?? null,
+    // Sent together: the lock follows the insert, so it finds the calls created by this request, and
+    // those created by a concurrent one, which the insert waited for.
+    const [[stored], locked] = await Promise.all([
+      runGeneric<StoreResult>(client, STORE, [companyId, JSON.stringify(records), JSON.stringify(newCalls), window?.from ?? null, window?.to ?? null]),
+      run<CallRow>(client, LOCK_CALLS, [companyId, callIds]),
     ]);
     const fresh = new Set(stored.fresh);
-    const rows: (CallRow & { isNew: boolean })[] = [
-      ...stored.created.map(({ call_id: callId, id, ...row }) => {
-        const facts = initial.get(callId) as CallFacts;
-        return { ...facts, ...row, id: String(id), callId, attempts: 0, clickToCall: facts.bitrixCallId !== null, isNew: true };
-      }),
-      ...stored.existing.map((row) => ({ ...row, id: String(row.id), isNew: false })),
-    ];
-    // A call a concurrent request created after this statement's snapshot (committed by now): locking
-    // it late would break the call_id order every lock here follows (and the worker's save too), so
-    // the request starts over and finds it with the others; only a last attempt locks it late. A
-    // request about one call holds no other call's lock and locks it late at once: this is the common
-    // case of a call's next event arriving while its first is being stored, and starting over cost
-    // such a request a second round of waits.
-    const missing = callIds.filter((id) => !rows.some((r) => r.callId === id));
-    if (missing.length) {
-      if (!lastAttempt && callIds.length > 1) throw new StartOver();
-      const late = await run<CallRow>(client, LOCK_CALLS, [companyId, missing]);
-      rows.push(...late.map((row) => ({ ...row, id: String(row.id), isNew: false })));
-    }
+    const created = new Set(stored.created);
+    const rows = locked.map((row) => ({ ...row, id: String(row.id), isNew: created.has(row.callId) }));
 
     const updates: ReturnType<typeof factsRecord>[] = [];
     for (const row of rows) {
@@ -325,6 +301,7 @@ export class CallIngestService {
     if (updates.length) queued.push(run(client, UPDATE_CALLS, [JSON.stringify(updates), updates.map((u) => u.id)]));
     const extensions = this.rememberExtensions(client, companyId, events);
     if (extensions) queued.push(extensions);
+    queued.push(CallSyncService.markDueInTransaction(client, companyId, live));
     return { result: undefined, queued };
   }
 
