@@ -58,9 +58,10 @@ const DUE_WHEN = `CASE WHEN $2::boolean THEN GREATEST(now(), held_until) ELSE GR
 /**
  * `markDue`'s statement ($1 company, $2 live): creates the company's portal row, due now, when it
  * has none (the transaction that stores a company's first calls includes it), and a portal that
- * falls due now is announced to idle workers. A company that is not connected has nothing to send: its new calls are stored paused,
- * and a round would only pause what became pending meanwhile, which the housekeeping scan finds
- * (resumeReconnected) without a round for every event the PBX posts.
+ * falls due now is announced to idle workers. A company that is not connected has nothing to
+ * send: its new calls are stored paused, and a round would only pause what became pending
+ * meanwhile, which the housekeeping scan finds (resumeReconnected) without a round for every event
+ * the PBX posts.
  */
 const MARK_DUE = prepared(
   'call_sync_mark_due',

@@ -55,8 +55,9 @@ const CALL_COLUMNS = `id, call_id AS "callId", direction, phone_number AS "phone
 
 /**
  * The calls of these ids ($1 company, $2 call ids), locked in the order given (sorted, like every
- * lock here): one unique-index lookup each, the calls this transaction created included. The company's id reaches the planner only as a subquery's result, so it estimates
- * the company's share of the table from the number of companies. Given the value, it looks it up
+ * lock here): one unique-index lookup each, the calls this transaction created included. The
+ * company's id reaches the planner only as a subquery's result, so it estimates the company's
+ * share of the table from the number of companies. Given the value, it looks it up
  * in the statistics of the last ANALYZE: a company that had no calls then (a new company, or one
  * whose calls all arrived since) is expected to have none, every index on company_id then costs
  * the same, and it took ix_calls_listing, filtering each lookup's call_id over all of the company's
